@@ -1,0 +1,57 @@
+"""The ``reprlab`` command. Each subcommand lives in ``reprlab/commands/<name>.py`` and is found here.
+
+Bad input (a ReprlabError, or a usage error) prints one line on stderr and exits with code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from .errors import ReprlabError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (plus a hint) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__, commands
+
+    parser = OneLineParser(
+        prog="reprlab",
+        description="Representation learning and generative models: train, evaluate, sample, and run the studies.",
+        epilog="Run 'reprlab COMMAND --help' for the options of a command. Bad input exits with code 2.",
+    )
+    parser.add_argument("--version", action="version", version=f"reprlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    sub.required = True
+    mods = sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
+    for name in mods:
+        importlib.import_module(f"{commands.__name__}.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        rc = args.func(args, extra) if getattr(args, "accepts_overrides", False) else args.func(args)
+    except ReprlabError as e:
+        sys.stderr.write(f"reprlab: error: {e}\n")
+        return e.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("reprlab: interrupted; the last checkpoint is kept (continue with --resume)\n")
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

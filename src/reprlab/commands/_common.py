@@ -1,0 +1,91 @@
+"""Helpers shared by CLI subcommands."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..config import DataConfig, TrainerConfig, build, load_yaml, merge, parse_overrides, to_dict
+from ..errors import ConfigError, ReprlabError
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {v}")
+    return v
+
+
+def add_trainer_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training (shortcuts for --trainer.KEY=VALUE)")
+    g.add_argument("--epochs", type=int, help="passes over the training data")
+    g.add_argument("--batch-size", type=int, help="examples per step (per process)")
+    g.add_argument("--lr", type=float, help="learning rate")
+    g.add_argument("--seed", type=int, help="random seed (runs are bitwise reproducible on CPU)")
+    g.add_argument("--devices", type=int, help="processes to train with (DDP over gloo on CPU)")
+    g.add_argument("--precision", choices=["32", "bf16"], help="bf16 turns on autocast")
+    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def add_data_flags(p: argparse.ArgumentParser, default: str | None = "fashion-mnist") -> None:
+    g = p.add_argument_group("data (shortcuts for --data.KEY=VALUE)")
+    g.add_argument("--data", help=f"dataset name (default {default}); see 'reprlab datasets'")
+    g.add_argument("--data-dir", help="folder with the dataset files (else $REPRLAB_DATA, then the system folder)")
+    g.add_argument("--limit", type=int, help="use only the first N training examples")
+
+
+def resolve_config(args: argparse.Namespace, extra: list[str], saved: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Merge, lowest first: a saved run's config, --config YAML, shortcut flags, dotted overrides."""
+    tree: dict[str, Any] = {}
+    if saved:
+        tree = {k: dict(saved.get(k, {})) for k in ("model_config", "trainer", "data")}
+        tree["model"] = tree.pop("model_config")
+    if getattr(args, "config", None):
+        y = load_yaml(args.config)
+        bad = sorted(set(y) - {"model", "trainer", "data"})
+        if bad:
+            raise ConfigError(f"{args.config}: unknown section {bad[0]!r}; valid sections: model, trainer, data")
+        tree = merge(tree, y)
+    flags = {
+        ("trainer", "epochs"): getattr(args, "epochs", None),
+        ("trainer", "batch_size"): getattr(args, "batch_size", None),
+        ("trainer", "lr"): getattr(args, "lr", None),
+        ("trainer", "seed"): getattr(args, "seed", None),
+        ("trainer", "devices"): getattr(args, "devices", None),
+        ("trainer", "precision"): getattr(args, "precision", None),
+        ("data", "name"): getattr(args, "data", None),
+        ("data", "data_dir"): getattr(args, "data_dir", None),
+        ("data", "limit"): getattr(args, "limit", None),
+    }
+    for (sec, key), val in flags.items():
+        if val is not None:
+            tree.setdefault(sec, {})[key] = val
+    if getattr(args, "no_progress", False):
+        tree.setdefault("trainer", {})["progress"] = False
+    overrides = parse_overrides(extra)
+    bad = sorted(set(overrides) - {"model", "trainer", "data"})
+    if bad:
+        raise ConfigError(f"unknown config section --{bad[0]}.…; valid sections: model, trainer, data")
+    tree = merge(tree, overrides)
+    for sec in ("model", "trainer", "data"):
+        tree.setdefault(sec, {})
+    return tree
+
+
+def build_trainer_and_data(tree: dict[str, dict[str, Any]]) -> tuple[TrainerConfig, DataConfig]:
+    return build(TrainerConfig, tree["trainer"], "trainer"), build(DataConfig, tree["data"], "data")
+
+
+def refuse_existing_output(path: str | Path, overwrite: bool) -> Path:
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise ReprlabError(f"{p} already exists; pass --overwrite to replace it")
+    if p.parent and not p.parent.exists():
+        p.parent.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+__all__ = ["add_trainer_flags", "add_data_flags", "resolve_config", "build_trainer_and_data", "refuse_existing_output", "positive_int", "to_dict"]

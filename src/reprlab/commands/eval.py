@@ -1,0 +1,50 @@
+"""reprlab eval RUN: test-set metrics of a trained run (and a reconstructions figure for autoencoders)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a run on its dataset's test split",
+                       description="Evaluate a trained run on the test split of the dataset it was trained on.")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--data-dir", help="folder with the dataset files, if not where training found them")
+    p.add_argument("--figure", help="write a reconstructions figure here (autoencoders; default RUN/reconstructions.png)")
+    p.set_defaults(func=run)
+
+
+def load_run_task(run_dir: str, data_dir: str | None = None):
+    """(model, task data, saved config) for a run directory, rebuilt from its config.json."""
+    from ..config import DataConfig, TrainerConfig, build
+    from ..registry import get_spec
+    from ..tasks import get_task
+    from ..train.checkpoint import load_run, read_run_config
+
+    saved = read_run_config(run_dir)
+    model = load_run(run_dir)
+    data_values = dict(saved.get("data", {}))
+    if data_dir:
+        data_values["data_dir"] = data_dir
+    trainer_cfg = build(TrainerConfig, saved.get("trainer", {}), "trainer")
+    task = get_task(get_spec(saved["model"]).task)(build(DataConfig, data_values, "data"), trainer_cfg)
+    return model, task, saved
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train.checkpoint import atomic_write_text
+    from ..train.engine import evaluate_model
+
+    model, task, saved = load_run_task(args.run, args.data_dir)
+    metrics = {f"test/{k}": v for k, v in evaluate_model(model, task.test).items()}
+    if hasattr(model, "reconstruct"):
+        from ..report.figures import reconstruction_grid
+
+        fig = Path(args.figure) if args.figure else Path(args.run) / "reconstructions.png"
+        x = next(iter(task.test.epoch(0)))["x"][:16]
+        reconstruction_grid(x, model.reconstruct(x).detach(), fig)
+        metrics["figure"] = str(fig)
+    atomic_write_text(Path(args.run) / "eval.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    print(json.dumps(metrics, indent=2, sort_keys=True))
+    return 0

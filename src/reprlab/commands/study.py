@@ -1,0 +1,41 @@
+"""reprlab study NAME|all --preset smoke|quick|full: run the studies, each writing results.json."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("study", help="run a study (or all) and write results.json + figures",
+                       description="Run the studies that measure each family's textbook claim.",
+                       epilog="example: reprlab study autoencoder --preset quick --out reports")
+    p.add_argument("name", help="study name, or 'all'; 'reprlab study list' lists them")
+    p.add_argument("--preset", default="quick", choices=["smoke", "quick", "full"],
+                   help="smoke: seconds (tests); quick: the demo; full: published-quality, hours")
+    p.add_argument("--out", default="reports", help="folder for the results (one sub-folder per study)")
+    p.add_argument("--data-dir", help="folder with the dataset files")
+    p.add_argument("--seeds", type=int, help="number of seeds (default 1 for smoke, 3 otherwise)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..studies.base import run_study, study_names
+
+    names = study_names()
+    if args.name == "list":
+        for n in names:
+            print(n)
+        return 0
+    todo = names if args.name == "all" else [args.name]
+    if args.seeds is not None and args.seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+    seeds = tuple(range(args.seeds)) if args.seeds else None
+    for n in todo:
+        t0 = time.perf_counter()
+        print(f"study {n} ({args.preset}) ...", file=sys.stderr)
+        res = run_study(n, args.preset, Path(args.out), args.data_dir, seeds)
+        print(f"study {n}: {res.verdict} ({time.perf_counter() - t0:.0f}s) -> {Path(args.out) / n / 'results.json'}")
+    return 0

@@ -1,0 +1,265 @@
+"""Frozen dataclass configs, YAML loading and dotted overrides checked for key and type.
+
+Every config is a frozen dataclass. Values arrive from YAML files or from the command line
+as ``--section.key=value``; :func:`build` checks every key against the dataclass fields and
+every value against the field's type, and lists what is valid when something is wrong.
+Range checks live in each dataclass's ``__post_init__`` and raise :class:`ConfigError`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from .errors import ConfigError
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin in (tuple, list):
+        args = [a for a in get_args(tp) if a is not Ellipsis]
+        return f"list of {_type_name(args[0])}" if args else "list"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert ``value`` to type ``tp`` (a field annotation) or raise ConfigError naming ``where``."""
+    origin = get_origin(tp)
+    bad = ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        choices = get_args(tp)
+        if value in choices:
+            return value
+        raise ConfigError(f"{where}: {value!r} is not valid; choose one of: {', '.join(map(str, choices))}")
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+            raise bad
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return coerce(value, a, where)
+            except ConfigError:
+                continue
+        raise bad
+    if origin in (tuple, list):
+        args = [a for a in get_args(tp) if a is not Ellipsis]
+        if isinstance(value, str):
+            value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip() != ""]
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        inner = args[0] if args else Any
+        items = [coerce(v.strip() if isinstance(v, str) else v, inner, where) if inner is not Any else v for v in value]
+        return tuple(items)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+            return False
+        raise bad
+    if tp is int:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                f = float(value)
+            except ValueError:
+                raise bad from None
+            if f.is_integer():
+                return int(f)
+        raise bad
+    if tp is float:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise bad from None
+        raise bad
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise bad
+    if tp is Any:
+        return value
+    raise bad
+
+
+def build(cls: type, values: dict[str, Any] | None = None, where: str = "") -> Any:
+    """Build dataclass ``cls`` from ``values``, checking keys and types. Nested dataclasses recurse."""
+    values = dict(values or {})
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(
+            f"unknown config key {prefix}{unknown[0]}; valid keys: "
+            + ", ".join(prefix + k for k in fields)
+        )
+    kwargs = {}
+    for name, value in values.items():
+        tp = hints[name]
+        key = f"{where}.{name}" if where else name
+        if dataclasses.is_dataclass(tp):
+            if isinstance(value, tp):
+                kwargs[name] = value
+            elif isinstance(value, dict):
+                kwargs[name] = build(tp, value, key)
+            else:
+                raise ConfigError(f"{key}: expected a mapping of {tp.__name__} fields, got {value!r}")
+        else:
+            kwargs[name] = coerce(value, tp, key)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where or cls.__name__}: {e}") from None
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-friendly dict of a (nested) config dataclass; tuples become lists."""
+    def conv(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (tuple, list)):
+            return [conv(x) for x in v]
+        return v
+    return conv(cfg)
+
+
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``tree['a']['b'] = value`` for ``dotted='a.b'``."""
+    parts = dotted.split(".")
+    node = tree
+    for p in parts[:-1]:
+        nxt = node.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"--{dotted}: {p} is a value, not a section")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def parse_overrides(args: list[str]) -> dict[str, Any]:
+    """Turn ``['--trainer.lr=3e-4', '--model.latent_dim', '40']`` into a nested dict of strings."""
+    tree: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if not a.startswith("--") or "." not in a.split("=", 1)[0]:
+            raise ConfigError(
+                f"unrecognized argument {a!r}; config overrides look like --trainer.lr=3e-4 or --model.latent_dim=40"
+            )
+        if "=" in a:
+            key, val = a[2:].split("=", 1)
+        else:
+            if i + 1 >= len(args):
+                raise ConfigError(f"{a} needs a value, e.g. {a}=VALUE")
+            key, val = a[2:], args[i + 1]
+            i += 1
+        set_dotted(tree, key, val)
+        i += 1
+    return tree
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; ``extra`` wins."""
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        raise ConfigError(f"config file {p} is not valid YAML" + (f" (line {line + 1})" if line is not None else "")) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping like 'trainer: {{lr: 1e-3}}'")
+    return data
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """Settings of the training engine; every model shares them."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    momentum: float = 0.9
+    grad_clip: Optional[float] = None
+    seed: int = 0
+    precision: Literal["32", "bf16"] = "32"
+    devices: int = 1
+    accelerator: Literal["cpu", "auto"] = "cpu"
+    checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0 = only at epoch ends
+    max_steps: int = 0  # stop after this many optimizer steps; 0 = no limit
+    progress: bool = True
+    tensorboard: bool = True
+    threads: int = 0  # torch intra-op threads per process; 0 = leave torch's default
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, f"trainer.epochs must be >= 1, got {self.epochs}")
+        _check(self.batch_size >= 1, f"trainer.batch_size must be >= 1, got {self.batch_size}")
+        _check(self.lr > 0, f"trainer.lr must be > 0, got {self.lr}")
+        _check(self.weight_decay >= 0, f"trainer.weight_decay must be >= 0, got {self.weight_decay}")
+        _check(self.grad_clip is None or self.grad_clip > 0, f"trainer.grad_clip must be > 0, got {self.grad_clip}")
+        _check(self.devices >= 1, f"trainer.devices must be >= 1, got {self.devices}")
+        _check(self.checkpoint_every >= 0, "trainer.checkpoint_every must be >= 0")
+        _check(self.max_steps >= 0, "trainer.max_steps must be >= 0")
+        _check(self.threads >= 0, "trainer.threads must be >= 0")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which dataset to train on and how to split it."""
+
+    name: str = "fashion-mnist"
+    data_dir: Optional[str] = None
+    val_size: int = 5000  # held out from the training split for per-epoch evaluation
+    limit: int = 0  # use only the first N training examples (after the val split); 0 = all
+
+    def __post_init__(self) -> None:
+        _check(self.val_size >= 0, f"data.val_size must be >= 0, got {self.val_size}")
+        _check(self.limit >= 0, f"data.limit must be >= 0, got {self.limit}")

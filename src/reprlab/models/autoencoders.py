@@ -1,0 +1,141 @@
+"""Plain autoencoders: an MLP and a convolutional one, with MSE or BCE reconstruction losses.
+
+The encoder maps x (B, C, H, W) to a code z (B, code_dim); the decoder maps z back to
+x_hat in data space. Both losses are averaged per pixel, so their numbers compare across sizes.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..config import _check
+from ..registry import register_model
+from .base import ReprModel, check_unit_interval, mlp
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    input_shape: tuple[int, ...] = (1, 28, 28)
+    code_dim: int = 32
+    hidden: tuple[int, ...] = (512, 256)
+    loss: Literal["mse", "bce"] = "mse"
+    output: Literal["sigmoid", "identity"] = "sigmoid"  # identity for unbounded data (MSE only)
+
+    def __post_init__(self) -> None:
+        _check(self.code_dim >= 1, f"model.code_dim must be >= 1, got {self.code_dim}")
+        _check(all(h >= 1 for h in self.hidden), f"model.hidden sizes must be >= 1, got {self.hidden}")
+        _check(not (self.loss == "bce" and self.output == "identity"), "model.loss=bce needs model.output=sigmoid")
+
+
+class _ReconstructionMixin:
+    """Shared loss for models whose decoder returns logits in data space."""
+
+    config: AutoencoderConfig
+
+    def _out(self, logits: Tensor) -> Tensor:
+        return torch.sigmoid(logits) if self.config.output == "sigmoid" else logits
+
+    def reconstruction_loss(self, logits: Tensor, target: Tensor) -> dict[str, Tensor]:
+        x_hat = self._out(logits)
+        mse = F.mse_loss(x_hat, target)
+        if self.config.loss == "bce":
+            check_unit_interval(target, "model.loss=bce")
+            bce = F.binary_cross_entropy_with_logits(logits, target)
+            return {"loss": bce, "bce": bce.detach(), "mse": mse.detach()}
+        return {"loss": mse, "mse": mse.detach()}
+
+
+@register_model("ae_mlp", config=AutoencoderConfig)
+class MLPAutoencoder(_ReconstructionMixin, ReprModel):
+    """Fully connected autoencoder: flatten -> hidden layers -> code -> mirrored layers -> image."""
+
+    def __init__(self, config: AutoencoderConfig):
+        super().__init__(config)
+        d = math.prod(config.input_shape)
+        self.encoder = mlp([d, *config.hidden, config.code_dim])
+        self.decoder = mlp([config.code_dim, *reversed(config.hidden), d])
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.encoder(x.flatten(1))  # (B, code_dim)
+
+    def decode_logits(self, z: Tensor) -> Tensor:
+        return self.decoder(z).view(-1, *self.config.input_shape)  # (B, C, H, W)
+
+    def decode(self, z: Tensor) -> Tensor:
+        return self._out(self.decode_logits(z))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decode(self.encode(x))
+
+    reconstruct = forward
+
+    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        x = batch["x"]
+        return self.reconstruction_loss(self.decode_logits(self.encode(x)), x)
+
+
+@dataclass(frozen=True)
+class ConvAutoencoderConfig:
+    input_shape: tuple[int, ...] = (1, 28, 28)
+    code_dim: int = 32
+    channels: tuple[int, ...] = (32, 64)
+    loss: Literal["mse", "bce"] = "mse"
+    output: Literal["sigmoid", "identity"] = "sigmoid"
+
+    def __post_init__(self) -> None:
+        _check(self.code_dim >= 1, f"model.code_dim must be >= 1, got {self.code_dim}")
+        _check(len(self.input_shape) == 3, f"ae_conv needs images (C, H, W), got input_shape {self.input_shape}")
+        _check(len(self.channels) >= 1 and all(c >= 1 for c in self.channels), "model.channels must be positive")
+        _check(not (self.loss == "bce" and self.output == "identity"), "model.loss=bce needs model.output=sigmoid")
+
+
+@register_model("ae_conv", config=ConvAutoencoderConfig)
+class ConvAutoencoder(_ReconstructionMixin, ReprModel):
+    """Convolutional autoencoder: stride-2 convs down, a linear code, transposed convs up."""
+
+    def __init__(self, config: ConvAutoencoderConfig):
+        super().__init__(config)
+        c, h, w = config.input_shape
+        layers: list[nn.Module] = []
+        prev = c
+        for ch in config.channels:
+            layers += [nn.Conv2d(prev, ch, 3, stride=2, padding=1), nn.ReLU()]
+            prev = ch
+            h, w = (h + 1) // 2, (w + 1) // 2
+        self.feat_shape = (prev, h, w)
+        self.encoder = nn.Sequential(*layers, nn.Flatten(), nn.Linear(prev * h * w, config.code_dim))
+        up: list[nn.Module] = []
+        chans = list(reversed(config.channels))
+        for i, ch in enumerate(chans):
+            nxt = chans[i + 1] if i + 1 < len(chans) else c
+            up.append(nn.ConvTranspose2d(ch, nxt, 4, stride=2, padding=1))
+            if i + 1 < len(chans):
+                up.append(nn.ReLU())
+        self.fc = nn.Linear(config.code_dim, prev * h * w)
+        self.decoder = nn.Sequential(*up)
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.encoder(x)  # (B, code_dim)
+
+    def decode_logits(self, z: Tensor) -> Tensor:
+        h = F.relu(self.fc(z)).view(-1, *self.feat_shape)  # (B, C', h, w)
+        out = self.decoder(h)  # (B, C, >=H, >=W)
+        _, H, W = self.config.input_shape
+        return out[:, :, :H, :W]
+
+    def decode(self, z: Tensor) -> Tensor:
+        return self._out(self.decode_logits(z))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decode(self.encode(x))
+
+    reconstruct = forward
+
+    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        x = batch["x"]
+        return self.reconstruction_loss(self.decode_logits(self.encode(x)), x)

@@ -1,0 +1,66 @@
+"""What every reprlab model provides, and helpers shared by the families.
+
+The contract (the engine relies on nothing else):
+
+* ``__init__(config)`` takes the model's frozen config dataclass; ``self.config`` keeps it.
+* ``forward`` is pure and returns tensors.
+* ``loss(batch) -> dict[str, Tensor]`` with a ``"loss"`` key that is backpropagated;
+  the other keys are logged (the engine detaches them).
+* Optional, for models that step several optimizers themselves (GANs, DANN):
+  ``configure_optimizers(trainer_cfg) -> list[Optimizer]`` and
+  ``train_step(batch, optimizers, backward) -> dict[str, Tensor]``, where ``backward(loss)``
+  must be used instead of ``loss.backward()`` (it handles precision and DDP).
+* Optional: ``eval_step(batch) -> dict[str, Tensor]`` for validation (default: ``loss``);
+  ``on_train_step_start(step, total_steps)`` for schedules (KL warm-up, GRL lambda);
+  ``on_epoch_end(epoch) -> dict[str, float]`` for per-epoch extras (logged).
+* ``encode(x)`` for models with a code; ``sample(n)`` for generative ones.
+
+Models never import the engine.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+
+
+class ReprModel(nn.Module):
+    """Base class: stores the config; subclasses implement ``loss`` (or ``train_step``)."""
+
+    registry_name: str = ""
+    can_sample: bool = False
+
+    def __init__(self, config: Any):
+        super().__init__()
+        self.config = config
+
+    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def eval_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return self.loss(batch)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        raise ConfigError(f"model {self.registry_name!r} cannot sample; sampling works for generative models (VAE, GAN)")
+
+
+def mlp(sizes: list[int], act: type[nn.Module] = nn.ReLU, last_act: nn.Module | None = None) -> nn.Sequential:
+    """Linear layers of the given sizes with ``act`` between them (and ``last_act`` after the last)."""
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(act())
+    if last_act is not None:
+        layers.append(last_act)
+    return nn.Sequential(*layers)
+
+
+def check_unit_interval(x: Tensor, what: str) -> None:
+    """Bernoulli/BCE losses need targets in [0, 1]."""
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 1:
+        raise ConfigError(f"{what} needs data in [0, 1], got values in [{lo:.3g}, {hi:.3g}]; use the Gaussian/MSE option or rescale the data")

@@ -1,0 +1,90 @@
+"""Figures shared by the CLI and the studies. Everything renders off-screen (Agg) to PNG."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+
+def _to_hwc(img: Tensor) -> np.ndarray:
+    img = img.detach().float().clamp(0, 1).cpu()
+    if img.dim() == 1:
+        side = int(round(img.numel() ** 0.5))
+        img = img.view(1, side, side)
+    return img.permute(1, 2, 0).numpy().squeeze(-1) if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
+
+
+def grid_array(images: Tensor, nrow: int | None = None, pad: int = 1) -> np.ndarray:
+    """Tile (N, C, H, W) images in [0, 1] into one array with ``nrow`` columns."""
+    from torchvision.utils import make_grid
+
+    images = images.detach().float().clamp(0, 1).cpu()
+    n = images.shape[0]
+    nrow = nrow or int(np.ceil(np.sqrt(n)))
+    g = make_grid(images, nrow=nrow, padding=pad, pad_value=1.0)
+    return g.permute(1, 2, 0).numpy()
+
+
+def image_grid(images: Tensor, path: str | Path, nrow: int | None = None, title: str | None = None) -> Path:
+    path = Path(path)
+    arr = grid_array(images, nrow)
+    fig, ax = plt.subplots(figsize=(max(3, arr.shape[1] / 40), max(3, arr.shape[0] / 40)))
+    ax.imshow(arr, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    fig.savefig(path, bbox_inches="tight", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def reconstruction_grid(x: Tensor, x_hat: Tensor, path: str | Path, title: str = "top: input, bottom: reconstruction") -> Path:
+    n = min(len(x), 16)
+    both = torch.cat([x[:n], x_hat[:n].view_as(x[:n])])
+    return image_grid(both, path, nrow=n, title=title)
+
+
+def line_plot(xs, series: dict[str, tuple[list, list]], path: str | Path, xlabel: str, ylabel: str, title: str = "", logx: bool = False, logy: bool = False) -> Path:
+    """``series`` maps a label to (means, stds) over ``xs``; stds may be None."""
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for label, (means, stds) in series.items():
+        ax.plot(xs, means, marker="o", label=label)
+        if stds is not None:
+            m, s = np.asarray(means, float), np.asarray(stds, float)
+            ax.fill_between(xs, m - s, m + s, alpha=0.2)
+    if logx:
+        ax.set_xscale("log", base=2)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def scatter_2d(points: np.ndarray, labels: np.ndarray, path: str | Path, title: str = "", class_names=None) -> Path:
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    sc = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=3, alpha=0.7)
+    if class_names is not None:
+        handles = [plt.Line2D([], [], marker="o", ls="", color=sc.cmap(sc.norm(i)), label=str(n)) for i, n in enumerate(class_names)]
+        ax.legend(handles=handles, fontsize=6, loc="best", markerscale=0.8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

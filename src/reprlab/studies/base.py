@@ -1,0 +1,173 @@
+"""The study framework: register a study, run it on a preset, write ``results.json``.
+
+A study is a function ``run(ctx: StudyContext) -> StudyResult`` registered with
+``@register_study(name, claim=...)``. It trains what it needs (through the engine), writes
+PNG figures into ``ctx.out``, and returns tables and a verdict *computed from the numbers*.
+
+Presets: ``smoke`` (seconds, for tests), ``quick`` (the demo: all studies in ~15 minutes on
+2 CPU cores), ``full`` (published-quality numbers; may take hours).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+
+from ..errors import ConfigError
+
+Preset = Literal["smoke", "quick", "full"]
+PRESETS = ("smoke", "quick", "full")
+Verdict = Literal["supported", "not supported", "mixed", "inconclusive"]
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+    note: str = ""
+
+
+@dataclass
+class Figure:
+    path: str  # relative to the study's folder
+    caption: str
+
+
+@dataclass
+class Finding:
+    """One claim and its verdict, with the numbers that decided it."""
+
+    claim: str
+    verdict: Verdict
+    evidence: str
+
+
+@dataclass
+class StudyResult:
+    study: str
+    title: str
+    claim: str
+    preset: str
+    command: str
+    findings: list[Finding] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)  # raw numbers, for re-plotting
+    seconds: float = 0.0
+
+    @property
+    def verdict(self) -> Verdict:
+        """supported if every finding is, not supported if none is, else mixed."""
+        vs = [f.verdict for f in self.findings]
+        if not vs:
+            return "inconclusive"
+        if all(v == "supported" for v in vs):
+            return "supported"
+        if all(v == "not supported" for v in vs):
+            return "not supported"
+        return "mixed"
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["verdict"] = self.verdict
+        return d
+
+
+@dataclass
+class StudyContext:
+    name: str
+    preset: str
+    out: Path
+    data_dir: str | None = None
+    seeds: tuple[int, ...] = (0, 1, 2)
+    progress: bool = True
+
+    def path(self, name: str) -> Path:
+        return self.out / name
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    name: str
+    title: str
+    fn: Callable[[StudyContext], StudyResult]
+    order: int
+
+
+_STUDIES: dict[str, StudySpec] = {}
+
+
+def register_study(name: str, title: str, order: int = 100):
+    def deco(fn):
+        _STUDIES[name] = StudySpec(name, title, fn, order)
+        return fn
+
+    return deco
+
+
+def _load_all() -> None:
+    import importlib
+    import pkgutil
+
+    from .. import studies
+
+    for mod in pkgutil.iter_modules(studies.__path__):
+        if mod.name != "base":
+            importlib.import_module(f"{studies.__name__}.{mod.name}")
+
+
+def study_names() -> list[str]:
+    _load_all()
+    return [s.name for s in sorted(_STUDIES.values(), key=lambda s: (s.order, s.name))]
+
+
+def get_study(name: str) -> StudySpec:
+    _load_all()
+    if name not in _STUDIES:
+        raise ConfigError(f"unknown study {name!r}; available: {', '.join(study_names())}, or all")
+    return _STUDIES[name]
+
+
+def run_study(name: str, preset: str, out_root: Path, data_dir: str | None = None, seeds: tuple[int, ...] | None = None, progress: bool = True) -> StudyResult:
+    from ..train.checkpoint import atomic_write_text
+
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    spec = get_study(name)
+    out = Path(out_root) / name
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = StudyContext(name, preset, out, data_dir, seeds if seeds else ((0,) if preset == "smoke" else (0, 1, 2)), progress)
+    t0 = time.perf_counter()
+    result = spec.fn(ctx)
+    result.seconds = time.perf_counter() - t0
+    atomic_write_text(out / "results.json", json.dumps(result.to_json(), indent=2, default=_jsonable) + "\n")
+    return result
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o)}")
+
+
+def mean_std(values) -> tuple[float, float]:
+    a = np.asarray(list(values), dtype=float)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+
+
+def fmt(values, digits: int = 4) -> str:
+    """'mean ± std' of a list of per-seed values (just the value for one seed)."""
+    m, s = mean_std(values)
+    if len(list(values)) == 1:
+        return f"{m:.{digits}g}"
+    return f"{m:.{digits}g} ± {s:.2g}"

@@ -1,0 +1,163 @@
+"""Run directories: atomic writes, safetensors weights, trainer state, and loading a run back.
+
+A run directory holds ``config.json`` (resolved config, registry name, seed, versions),
+``model.safetensors`` (the weights, for users), ``trainer_state.pt`` (everything needed to
+resume: weights, optimizers, RNG states, position; loaded with ``weights_only=True``) and
+``metrics.jsonl`` (one JSON line per epoch).
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from ..errors import CheckpointError, RunExistsError
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+STATE = "trainer_state.pt"
+METRICS = "metrics.jsonl"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file beside ``path``, fsync, then rename over it: readers never see half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def versions() -> dict[str, str]:
+    import lightning
+    import numpy
+    import torchvision
+
+    from .. import __version__
+
+    return {
+        "reprlab": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+        "lightning": lightning.__version__, "numpy": numpy.__version__, "python": platform.python_version(),
+    }
+
+
+def is_run(path: Path) -> bool:
+    return any((Path(path) / f).exists() for f in (CONFIG, WEIGHTS, STATE))
+
+
+def prepare_run_dir(path: Path, overwrite: bool) -> None:
+    """Create ``path`` for a new run; refuse to replace an existing run unless ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunExistsError(f"{path} exists and is not a directory; choose another --out")
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            what = "a run" if is_run(path) else "files"
+            raise RunExistsError(f"{path} already holds {what}; pass --overwrite to replace it, or --resume {path} to continue it")
+        import shutil
+
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def state_dict_for_save(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    # clone: safetensors refuses tensors that share memory (tied weights, views)
+    return {k: v.detach().cpu().clone().contiguous() for k, v in module.state_dict().items()}
+
+
+def save_weights(path: Path, module: torch.nn.Module, metadata: dict[str, str] | None = None) -> None:
+    atomic_write_bytes(Path(path), save(state_dict_for_save(module), metadata=metadata or {}))
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing; the run has no saved weights")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({str(e).splitlines()[0]}); the checkpoint is corrupt or truncated") from None
+
+
+def apply_weights(module: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """Load ``state`` into ``module`` strictly, turning mismatches into one clear error."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} (e.g. {missing[0]})")
+        if extra:
+            parts.append(f"unexpected {len(extra)} (e.g. {extra[0]})")
+        raise CheckpointError(f"{where} does not match the model: {'; '.join(parts)}")
+    for k, v in state.items():
+        if own[k].shape != v.shape:
+            raise CheckpointError(f"{where} does not match the model: {k} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}")
+    module.load_state_dict(state, strict=True)
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing; nothing to resume from")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds for a bad file
+        raise CheckpointError(f"{path} cannot be read ({e.__class__.__name__}); the trainer state is corrupt or truncated") from None
+    if not isinstance(state, dict) or "step" not in state or "model" not in state:
+        raise CheckpointError(f"{path} is not a reprlab trainer state")
+    return state
+
+
+def read_run_config(run: str | Path) -> dict[str, Any]:
+    run = Path(run)
+    if not run.exists():
+        raise CheckpointError(f"run directory {run} does not exist")
+    if not run.is_dir():
+        raise CheckpointError(f"{run} is not a run directory")
+    p = run / CONFIG
+    if not p.is_file():
+        raise CheckpointError(f"{run} is not a reprlab run: {CONFIG} is missing")
+    try:
+        cfg = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{p} is not valid JSON ({e}); the run is corrupt") from None
+    if not isinstance(cfg, dict) or "model" not in cfg:
+        raise CheckpointError(f"{p} does not name a model; the run is corrupt")
+    return cfg
+
+
+def load_run(run: str | Path) -> torch.nn.Module:
+    """The trained model of run directory ``run``, in eval mode."""
+    from ..registry import create_model
+
+    cfg = read_run_config(run)
+    try:
+        model = create_model(cfg["model"], **cfg.get("model_config", {}))
+    except CheckpointError:
+        raise
+    except Exception as e:
+        raise CheckpointError(f"{Path(run) / CONFIG}: cannot rebuild model {cfg['model']!r}: {e}") from None
+    apply_weights(model, load_weights(Path(run) / WEIGHTS), str(Path(run) / WEIGHTS))
+    model.eval()
+    return model
