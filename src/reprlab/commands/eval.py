@@ -11,6 +11,7 @@ def register(sub) -> None:
                        description="Evaluate a trained run on the test split of the dataset it was trained on.")
     p.add_argument("run", help="run directory")
     p.add_argument("--data-dir", help="folder with the dataset files, if not where training found them")
+    p.add_argument("--nll-samples", type=int, default=0, help="importance samples for the IWAE test NLL (VAEs), e.g. 5000")
     p.add_argument("--figure", help="write a reconstructions figure here (autoencoders; default RUN/reconstructions.png)")
     p.set_defaults(func=run)
 
@@ -37,7 +38,16 @@ def run(args: argparse.Namespace) -> int:
     from ..train.engine import evaluate_model
 
     model, task, saved = load_run_task(args.run, args.data_dir)
+    from ..errors import ConfigError
+
+    if args.nll_samples < 0:
+        raise ConfigError(f"--nll-samples must be >= 0, got {args.nll_samples}")
     metrics = {f"test/{k}": v for k, v in evaluate_model(model, task.test).items()}
+    if hasattr(model, "test_metrics"):
+        opts = {"nll_samples": args.nll_samples} if args.nll_samples else {}
+        metrics.update({f"test/{k}": v for k, v in model.test_metrics(task.test, **opts).items()})
+    elif args.nll_samples:
+        raise ConfigError(f"model {saved['model']!r} has no likelihood; --nll-samples works for VAEs")
     if hasattr(model, "reconstruct"):
         from ..report.figures import reconstruction_grid
 

@@ -12,7 +12,11 @@ The contract (the engine relies on nothing else):
   must be used instead of ``loss.backward()`` (it handles precision and DDP).
 * Optional: ``eval_step(batch) -> dict[str, Tensor]`` for validation (default: ``loss``);
   ``on_train_step_start(step, total_steps)`` for schedules (KL warm-up, GRL lambda);
-  ``on_epoch_end(epoch) -> dict[str, float]`` for per-epoch extras (logged).
+  ``on_epoch_end(epoch) -> dict[str, float]`` for per-epoch extras (logged);
+  ``on_fit_start(run_dir)`` to learn where per-epoch artifacts (sample grids) may go
+  (``run_dir`` is None when training without a run directory, or on ranks other than 0);
+  ``test_metrics(test_source, **options) -> dict[str, float]`` for ``reprlab eval`` extras
+  (e.g. ``nll_samples`` for IWAE NLL, WER/PER for G2P).
 * ``encode(x)`` for models with a code; ``sample(n)`` for generative ones.
 
 Models never import the engine.

@@ -183,6 +183,8 @@ class Trainer:
             if hasattr(raw, name):
                 fmodel.mark_forward_method(name)
 
+        if hasattr(raw, "on_fit_start"):
+            raw.on_fit_start(self.run_dir if self.fabric.is_global_zero else None)
         bpe = train.num_batches(self.world)
         if bpe == 0:
             raise CheckpointError("the training data gives no batches; lower trainer.batch_size or use more data")
