@@ -78,10 +78,11 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         out = Path(args.out) if args.out else Path("runs") / f"{name}-seed{seed}"
     t0 = time.perf_counter()
     model, trainer, task, metrics = train_model(name, tree, out, resume=bool(args.resume), overwrite=args.overwrite)
+    # every process takes part in the (collective) test evaluation; rank 0 writes
+    test = trainer.evaluate(model, task.test) if task.test is not None else {}
     if trainer.fabric.is_global_zero:
         result = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-        if task.test is not None:
-            result.update({f"test/{k}": v for k, v in trainer.evaluate(model, task.test).items()})
+        result.update({f"test/{k}": v for k, v in test.items()})
         result["wall_seconds"] = time.perf_counter() - t0
         from ..train.checkpoint import atomic_write_text
 

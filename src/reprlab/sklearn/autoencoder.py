@@ -1,0 +1,64 @@
+"""``AutoencoderTransformer``: an MLP autoencoder as a scikit-learn transformer."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+
+class AutoencoderTransformer(TransformerMixin, BaseEstimator):
+    """Learn a ``code_dim``-dimensional code of tabular data with an MLP autoencoder.
+
+    ``fit`` standardizes the features and trains the autoencoder (MSE); ``transform`` returns
+    the codes; ``inverse_transform`` decodes codes back to the original feature space.
+    """
+
+    def __init__(self, code_dim: int = 8, hidden: tuple[int, ...] = (64,), epochs: int = 20, batch_size: int = 64, lr: float = 1e-3, random_state: int | None = None):
+        self.code_dim = code_dim
+        self.hidden = hidden
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        from ..config import TrainerConfig
+        from ..data.batches import TensorBatches
+        from ..registry import create_model
+        from ..train.engine import Trainer, seed_everything
+
+        X = validate_data(self, X, dtype=np.float32)
+        self.mean_ = X.mean(axis=0)
+        self.scale_ = X.std(axis=0)
+        self.scale_[self.scale_ == 0] = 1.0
+        seed = 0 if self.random_state is None else int(self.random_state)
+        seed_everything(seed)
+        self.model_ = create_model("ae_mlp", input_shape=(X.shape[1],), code_dim=self.code_dim, hidden=tuple(self.hidden), output="identity")
+        xt = torch.from_numpy(((X - self.mean_) / self.scale_).astype(np.float32))
+        cfg = TrainerConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=seed, progress=False, tensorboard=False)
+        Trainer(cfg).fit(self.model_, TensorBatches({"x": xt}, min(self.batch_size, len(xt)), seed=seed))
+        self.model_.eval()
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        with torch.no_grad():
+            z = self.model_.encode(torch.from_numpy(((X - self.mean_) / self.scale_).astype(np.float32)))
+        return z.numpy().astype(np.float64)
+
+    def inverse_transform(self, Z):
+        check_is_fitted(self, "model_")
+        Z = np.asarray(Z, dtype=np.float32)
+        with torch.no_grad():
+            x = self.model_.decode(torch.from_numpy(Z)).reshape(len(Z), -1).numpy()
+        return x * self.scale_ + self.mean_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+__all__ = ["AutoencoderTransformer"]
