@@ -24,7 +24,11 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..studies.base import run_study, study_names
 
+    from ..studies.base import get_study
+
     names = study_names()
+    if args.name not in ("list", "all"):
+        get_study(args.name)  # unknown names fail before any work
     if args.name == "list":
         for n in names:
             print(n)

@@ -47,6 +47,15 @@ class ReprModel(nn.Module):
     def eval_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         return self.loss(batch)
 
+    def example_batch(self, n: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """A random batch of the kind this model trains on (used by the registry smoke tests).
+
+        The default fits the ``images`` task; models of other tasks override it.
+        """
+        shape = tuple(getattr(self.config, "input_shape", (1, 28, 28)))
+        k = int(getattr(self.config, "num_classes", 10))
+        return {"x": torch.rand(n, *shape, generator=generator), "y": torch.randint(0, k, (n,), generator=generator)}
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         raise ConfigError(f"model {self.registry_name!r} cannot sample; sampling works for generative models (VAE, GAN)")
 
