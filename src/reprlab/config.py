@@ -231,7 +231,8 @@ class TrainerConfig:
     grad_clip: Optional[float] = None
     seed: int = 0
     precision: Literal["32", "bf16"] = "32"
-    devices: int = 1
+    devices: int = 1  # processes per node
+    num_nodes: int = 1  # machines, when launched by torchrun / `fabric run`
     accelerator: Literal["cpu", "auto"] = "cpu"
     checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0 = only at epoch ends
     max_steps: int = 0  # stop after this many optimizer steps; 0 = no limit
@@ -246,6 +247,7 @@ class TrainerConfig:
         _check(self.weight_decay >= 0, f"trainer.weight_decay must be >= 0, got {self.weight_decay}")
         _check(self.grad_clip is None or self.grad_clip > 0, f"trainer.grad_clip must be > 0, got {self.grad_clip}")
         _check(self.devices >= 1, f"trainer.devices must be >= 1, got {self.devices}")
+        _check(self.num_nodes >= 1, f"trainer.num_nodes must be >= 1, got {self.num_nodes}")
         _check(self.checkpoint_every >= 0, "trainer.checkpoint_every must be >= 0")
         _check(self.max_steps >= 0, "trainer.max_steps must be >= 0")
         _check(self.threads >= 0, "trainer.threads must be >= 0")

@@ -88,10 +88,11 @@ class Trainer:
             loggers.append(CSVLogger(str(self.run_dir), name="logs", version=0))
             if self.cfg.tensorboard:
                 loggers.append(TensorBoardLogger(str(self.run_dir), name="tb", version=0))
-        multi = self.cfg.devices > 1
+        multi = self.cfg.devices * self.cfg.num_nodes > 1
         fabric = Fabric(
             accelerator=self.cfg.accelerator,
             devices=self.cfg.devices,
+            num_nodes=self.cfg.num_nodes,
             strategy="ddp" if multi else "auto",
             precision="bf16-mixed" if self.cfg.precision == "bf16" else "32-true",
             loggers=loggers,
