@@ -14,9 +14,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import warnings
+
 import numpy as np
 import torch
 from torch import Tensor
+
+# Fabric's all_gather goes through a torch API that now warns on every call; the call is correct
+warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_gather is deprecated")
 
 from ..config import TrainerConfig, to_dict
 from ..data.batches import BatchSource
@@ -170,6 +175,7 @@ class Trainer:
         self.fabric = fabric = self._make_fabric()
         self.rank, self.world = fabric.global_rank, fabric.world_size
         if self.run_dir is not None and fabric.is_global_zero and not self.resume:
+            self.run_dir.mkdir(parents=True, exist_ok=True)  # under torchrun no process checked it first
             self._write_config()
 
         own_steps = hasattr(model, "train_step")
