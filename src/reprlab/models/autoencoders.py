@@ -33,9 +33,22 @@ class AutoencoderConfig:
 
 
 class _ReconstructionMixin:
-    """Shared loss for models whose decoder returns logits in data space."""
+    """What every autoencoder shares, given ``encode(x)`` and ``decode_logits(z)``."""
 
     config: AutoencoderConfig
+
+    def decode(self, z: Tensor) -> Tensor:
+        return self._out(self.decode_logits(z))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decode(self.encode(x))
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        return self.forward(x)
+
+    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        x = batch["x"]
+        return self.reconstruction_loss(self.decode_logits(self.encode(x)), x)
 
     def _out(self, logits: Tensor) -> Tensor:
         return torch.sigmoid(logits) if self.config.output == "sigmoid" else logits
@@ -65,18 +78,6 @@ class MLPAutoencoder(_ReconstructionMixin, ReprModel):
 
     def decode_logits(self, z: Tensor) -> Tensor:
         return self.decoder(z).view(-1, *self.config.input_shape)  # (B, C, H, W)
-
-    def decode(self, z: Tensor) -> Tensor:
-        return self._out(self.decode_logits(z))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.decode(self.encode(x))
-
-    reconstruct = forward
-
-    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        x = batch["x"]
-        return self.reconstruction_loss(self.decode_logits(self.encode(x)), x)
 
 
 @dataclass(frozen=True)
@@ -127,15 +128,3 @@ class ConvAutoencoder(_ReconstructionMixin, ReprModel):
         out = self.decoder(h)  # (B, C, >=H, >=W)
         _, H, W = self.config.input_shape
         return out[:, :, :H, :W]
-
-    def decode(self, z: Tensor) -> Tensor:
-        return self._out(self.decode_logits(z))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.decode(self.encode(x))
-
-    reconstruct = forward
-
-    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        x = batch["x"]
-        return self.reconstruction_loss(self.decode_logits(self.encode(x)), x)

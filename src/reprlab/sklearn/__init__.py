@@ -2,14 +2,6 @@
 
 Each family adds a module here; this package re-exports every name in their ``__all__``.
 """
-import importlib as _importlib
-import pkgutil as _pkgutil
+from .._reexport import reexport as _reexport
 
-__all__: list[str] = []
-for _m in _pkgutil.iter_modules(__path__):
-    if _m.name.startswith("_"):
-        continue
-    _mod = _importlib.import_module(f"{__name__}.{_m.name}")
-    for _n in getattr(_mod, "__all__", []):
-        globals()[_n] = getattr(_mod, _n)
-        __all__.append(_n)
+__all__ = _reexport(__name__, __path__, globals())

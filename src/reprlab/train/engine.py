@@ -90,7 +90,8 @@ class Trainer:
         if self.run_dir is not None:
             from lightning.fabric.loggers import CSVLogger, TensorBoardLogger
 
-            loggers.append(CSVLogger(str(self.run_dir), name="logs", version=0))
+            # a resumed run logs into the next version folder, so earlier CSV logs are kept
+            loggers.append(CSVLogger(str(self.run_dir), name="logs", version=None if self.resume else 0))
             if self.cfg.tensorboard:
                 loggers.append(TensorBoardLogger(str(self.run_dir), name="tb", version=0))
         multi = self.cfg.devices * self.cfg.num_nodes > 1
@@ -299,21 +300,9 @@ class Trainer:
     def evaluate(self, model, data: BatchSource) -> dict[str, float]:
         """Size-weighted means of ``eval_step`` (or ``loss``) over ``data``, across all processes."""
         raw = self._raw(model)
-        was_training = raw.training
-        model.eval()
-        sums: dict[str, float] = {}
-        count = 0
         step_fn = model.eval_step if hasattr(raw, "eval_step") else model.loss
-        with torch.no_grad():
-            for batch in data.epoch(0, self.rank, self.world):
-                batch = {k: self.fabric.to_device(v) for k, v in batch.items()}
-                out = step_fn(batch)
-                n = batch_size_of(batch)
-                count += n
-                for k, v in out.items():
-                    sums[k] = sums.get(k, 0.0) + float(v.detach().float().mean()) * n
-        model.train(was_training)
-        return self._reduce(sums, count)
+        batches = ({k: self.fabric.to_device(v) for k, v in b.items()} for b in data.epoch(0, self.rank, self.world))
+        return self._reduce(*_weighted_sums(model, step_fn, batches))
 
     def _reduce(self, sums: dict[str, float], count: int) -> dict[str, float]:
         if self.world > 1:
@@ -366,17 +355,22 @@ class _NoProgress(_null):
 
 def evaluate_model(model: torch.nn.Module, data: BatchSource) -> dict[str, float]:
     """Size-weighted means of ``eval_step`` (or ``loss``) over ``data`` in this process (no Fabric)."""
+    sums, count = _weighted_sums(model, getattr(model, "eval_step", None) or model.loss, data.epoch(0))
+    return {k: v / max(count, 1) for k, v in sums.items()}
+
+
+def _weighted_sums(model: torch.nn.Module, step_fn, batches) -> tuple[dict[str, float], int]:
+    """Batch-size-weighted sums of ``step_fn``'s outputs, in eval mode without gradients."""
     was_training = model.training
     model.eval()
-    step_fn = getattr(model, "eval_step", None) or model.loss
     sums: dict[str, float] = {}
     count = 0
     with torch.no_grad():
-        for batch in data.epoch(0):
+        for batch in batches:
             out = step_fn(batch)
             n = batch_size_of(batch)
             count += n
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach().float().mean()) * n
     model.train(was_training)
-    return {k: v / max(count, 1) for k, v in sums.items()}
+    return sums, count
