@@ -36,14 +36,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainerConfig, lr: float | None = None) -> torch.optim.Optimizer:
-    """The optimizer named by ``cfg.optimizer``; models with their own optimizers may call this too."""
+def make_optimizer(params: Iterable, cfg: TrainerConfig, lr: float | None = None) -> torch.optim.Optimizer:
+    """The optimizer named by ``cfg.optimizer``; models with their own optimizers may call this too.
+
+    ``params`` is an iterable of parameters or of param-group dicts. The fused kernels are used
+    when every parameter is a float32/bf16 tensor on CPU or CUDA: on a 2-core CPU they make the
+    Adam step about 6x cheaper than the foreach one (see benchmarks/bench_autoencoder.py).
+    """
     lr = cfg.lr if lr is None else lr
+    params = [dict(g, params=list(g["params"])) if isinstance(g, dict) else g for g in params]
+    flat = [q for g in params for q in (g["params"] if isinstance(g, dict) else [g])]
+    fused = bool(flat) and all(q.device.type in ("cpu", "cuda") and q.dtype in (torch.float32, torch.bfloat16) for q in flat)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay, fused=fused)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay, fused=fused)
+    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=fused)
 
 
 def batch_size_of(batch: dict[str, Tensor]) -> int:
