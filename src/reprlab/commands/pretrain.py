@@ -69,6 +69,8 @@ def run_pretrain(args: argparse.Namespace, extra: list[str]) -> int:
         from ..pretraining import _read_stack_json
 
         meta = _read_stack_json(out)
+        if meta.get("status") == "finished":
+            raise CheckpointError(f"{out} is already a finished stack; fine-tune it with 'reprlab finetune {out}'")
         if any(v is not None for v in (args.layers, args.layer_type, args.corruption, args.k)) or args.persistent:
             raise ConfigError("--resume continues the stack as it was started; drop --layers/--layer-type/--corruption/--k/--persistent")
         spec = StackSpec(tuple(meta["layers"]), meta["layer_type"], meta["corruption"], meta["k"], meta["persistent"])
