@@ -1,0 +1,110 @@
+"""A Bernoulli-Bernoulli restricted Boltzmann machine trained with CD-k, or PCD when ``persistent``.
+
+Energy E(v, h) = -h'Wv - b'v - c'h with binary v (D,) and h (H,). Summing h out gives the
+free energy F(v) = -b'v - sum_j softplus(c_j + (Wv)_j), and p(v) = exp(-F(v)) / Z.
+
+Training does not need Z: the log-likelihood gradient is -dF(v_data)/dθ + E_model[dF(v)/dθ],
+and contrastive divergence estimates the model term with v_k, k Gibbs steps from the data
+(CD-k) or from chains kept across updates (PCD, Tieleman 2008). So ``loss`` returns
+mean F(v_data) - mean F(v_k.detach()): its gradient is exactly the CD update, and any
+optimizer of the engine applies it. Inputs in [0, 1] are read as Bernoulli probabilities.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..config import _check
+from ..registry import register_model
+from .base import ReprModel, check_unit_interval
+
+
+@dataclass(frozen=True)
+class RBMConfig:
+    input_shape: tuple[int, ...] = (1, 28, 28)
+    hidden: int = 256
+    k: int = 1  # Gibbs steps per update
+    persistent: bool = False  # PCD: keep the negative chains between updates
+    sample_visible: bool = False  # False: the chain's last visible step uses probabilities (less noise)
+
+    def __post_init__(self) -> None:
+        _check(self.hidden >= 1, f"model.hidden must be >= 1, got {self.hidden}")
+        _check(self.k >= 1, f"model.k (Gibbs steps) must be >= 1, got {self.k}")
+        _check(all(s >= 1 for s in self.input_shape), f"model.input_shape must be positive, got {self.input_shape}")
+
+
+@register_model("rbm", config=RBMConfig)
+class RBM(ReprModel):
+    """Bernoulli-Bernoulli RBM trained by contrastive divergence (CD-k, or PCD with persistent=true)."""
+
+    def __init__(self, config: RBMConfig):
+        super().__init__(config)
+        d = math.prod(config.input_shape)
+        self.W = nn.Parameter(torch.randn(config.hidden, d) * 0.01)  # (H, D), laid out like nn.Linear's weight
+        self.b = nn.Parameter(torch.zeros(d))  # visible bias
+        self.c = nn.Parameter(torch.zeros(config.hidden))  # hidden bias
+        # PCD chains: not part of the weights (their number follows the batch size)
+        self.register_buffer("chain", torch.empty(0, d), persistent=False)
+
+    # ------------------------------------------------------------- conditionals
+    def hidden_probs(self, v: Tensor) -> Tensor:
+        return torch.sigmoid(F.linear(v, self.W, self.c))  # (B, H)
+
+    def visible_probs(self, h: Tensor) -> Tensor:
+        return torch.sigmoid(F.linear(h, self.W.t(), self.b))  # (B, D)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """p(h = 1 | v): the code a DBN passes to the next layer."""
+        return self.hidden_probs(x.flatten(1))
+
+    def free_energy(self, v: Tensor) -> Tensor:
+        """F(v) per example, (B,): -log sum_h exp(-E(v, h))."""
+        v = v.flatten(1)
+        return -(v @ self.b) - F.softplus(F.linear(v, self.W, self.c)).sum(1)
+
+    def gibbs(self, v: Tensor, k: int) -> Tensor:
+        """k steps v -> h -> v, sampling h always and v on all but the last step (unless sample_visible)."""
+        for i in range(k):
+            h = torch.bernoulli(self.hidden_probs(v))
+            pv = self.visible_probs(h)
+            v = torch.bernoulli(pv) if (self.config.sample_visible or i < k - 1) else pv
+        return v
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Mean-field v -> p(h|v) -> p(v|h), in the input's shape."""
+        return self.visible_probs(self.hidden_probs(x.flatten(1))).view_as(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.reconstruct(x)
+
+    # ------------------------------------------------------------- training
+    def negative_phase(self, v0: Tensor) -> Tensor:
+        """The negative samples v_k: from the data (CD-k) or from the persistent chains (PCD)."""
+        with torch.no_grad():
+            if not self.config.persistent:
+                return self.gibbs(v0, self.config.k)
+            if self.chain.shape != v0.shape:
+                self.chain = torch.bernoulli(v0)  # (re)start the chains from the data
+            pv = self.gibbs(self.chain, self.config.k)
+            self.chain = torch.bernoulli(pv)  # the chains carry binary states; the update uses p(v|h)
+            return pv
+
+    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        v0 = batch["x"].flatten(1)  # (B, D)
+        check_unit_interval(v0, "an RBM")
+        vk = self.negative_phase(v0)
+        fe_data = self.free_energy(v0).mean()
+        fe_model = self.free_energy(vk.detach()).mean()
+        with torch.no_grad():
+            recon = F.mse_loss(self.reconstruct(v0), v0)
+        return {"loss": fe_data - fe_model, "recon": recon, "free_energy": fe_data.detach()}
+
+    def eval_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Deterministic scores: mean-field reconstruction MSE (as "loss") and mean free energy."""
+        v = batch["x"].flatten(1)
+        recon = F.mse_loss(self.reconstruct(v), v)
+        return {"loss": recon, "recon": recon, "free_energy": self.free_energy(v).mean()}

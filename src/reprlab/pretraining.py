@@ -1,0 +1,242 @@
+"""Greedy layer-wise pre-training (Hinton et al. 2006; Bengio et al. 2007) and label-budget fine-tuning.
+
+Layer l is trained alone, through the engine, to model h^(l-1): the codes of the layers
+below it, computed once with those layers frozen. A stack saved to a folder holds
+``stack.json`` (what was asked and how far it got) and one engine run directory per layer
+(``layer1/``, ``layer2/``, ...), so an interrupted pre-training resumes at its layer, and
+inside it at its last checkpoint. :func:`classifier_from_stack` then builds the deep
+classifier that fine-tuning starts from.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .config import TrainerConfig, to_dict
+from .data.batches import TensorBatches
+from .errors import CheckpointError, ConfigError
+from .registry import create_model
+from .train import checkpoint as ck
+from .train.engine import Trainer, seed_everything
+
+LAYER_TYPES = ("ae", "dae", "rbm")
+STACK_FILE = "stack.json"
+
+
+def parse_layers(text: str) -> tuple[int, ...]:
+    """'500,500,2000' -> (500, 500, 2000); an empty, non-numeric or non-positive list is a ConfigError."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if not text or not str(text).strip() or any(p == "" for p in parts):
+        raise ConfigError(f"--layers must be comma-separated layer sizes like 500,500,2000, got {text!r}")
+    sizes = []
+    for p in parts:
+        try:
+            sizes.append(int(p))
+        except ValueError:
+            raise ConfigError(f"--layers: {p!r} is not a whole number; give sizes like 500,500,2000") from None
+    if any(s < 1 for s in sizes):
+        raise ConfigError(f"--layers sizes must be >= 1, got {text!r}")
+    return tuple(sizes)
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """What to pre-train: layer sizes, the per-layer learner and its options."""
+
+    layers: tuple[int, ...]
+    layer_type: str = "dae"
+    corruption: float = 0.25  # DAE masking fraction
+    k: int = 1  # RBM Gibbs steps
+    persistent: bool = False  # RBM: PCD instead of CD-k
+
+    def __post_init__(self) -> None:
+        if self.layer_type not in LAYER_TYPES:
+            raise ConfigError(f"--layer-type {self.layer_type!r} is not valid; choose one of: {', '.join(LAYER_TYPES)}")
+        if not self.layers or any(s < 1 for s in self.layers):
+            raise ConfigError(f"layers must be positive sizes, got {self.layers}")
+
+    def layer_model(self, l: int, input_dim: int) -> tuple[str, dict[str, Any]]:
+        """Registry name and config of layer ``l`` (0-based) with ``input_dim`` inputs."""
+        h = self.layers[l]
+        if self.layer_type == "rbm":
+            return "rbm", {"input_shape": (input_dim,), "hidden": h, "k": self.k, "persistent": self.persistent}
+        return "dense_ae_layer", {"input_shape": (input_dim,), "hidden": h, "corruption": self.corruption if self.layer_type == "dae" else 0.0}
+
+
+@torch.no_grad()
+def encode_all(layer: nn.Module, x: Tensor, chunk: int = 4096) -> Tensor:
+    """``layer.encode`` over ``x`` in chunks, in eval mode, without gradients."""
+    was = layer.training
+    layer.eval()
+    out = torch.cat([layer.encode(x[i : i + chunk]) for i in range(0, len(x), chunk)]) if len(x) else x.new_zeros(0)
+    layer.train(was)
+    return out
+
+
+@torch.no_grad()
+def layer_scores(layer: nn.Module, h: Tensor, chunk: int = 4096) -> dict[str, float]:
+    """Size-weighted means of ``eval_step`` (reconstruction error of the layer's input) over ``h``."""
+    layer.eval()
+    sums: dict[str, float] = {}
+    for i in range(0, len(h), chunk):
+        out = layer.eval_step({"x": h[i : i + chunk]})
+        n = len(h[i : i + chunk])
+        for k, v in out.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * n
+    return {k: v / max(len(h), 1) for k, v in sums.items()}
+
+
+@dataclass
+class Stack:
+    """A pre-trained stack: the frozen layers, and per-layer scores."""
+
+    spec: StackSpec
+    layers: list[nn.Module]
+    input_shape: tuple[int, ...]
+    scores: list[dict[str, Any]] = field(default_factory=list)
+
+    def encode(self, x: Tensor, depth: int | None = None) -> Tensor:
+        h = x.flatten(1)
+        for layer in self.layers[: depth if depth is not None else len(self.layers)]:
+            h = encode_all(layer, h)
+        return h
+
+
+def _read_stack_json(out: Path) -> dict[str, Any]:
+    p = Path(out) / STACK_FILE
+    if not p.is_file():
+        raise CheckpointError(f"{out} is not a pre-trained stack: {STACK_FILE} is missing (make one with 'reprlab pretrain')")
+    try:
+        meta = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CheckpointError(f"{p} is not valid JSON; the stack is corrupt") from None
+    if not isinstance(meta, dict) or meta.get("kind") != "reprlab-stack":
+        raise CheckpointError(f"{p} is not a reprlab stack description")
+    return meta
+
+
+def pretrain_stack(
+    x: Tensor,
+    spec: StackSpec,
+    trainer: TrainerConfig,
+    out: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    x_eval: Tensor | None = None,
+    extra_meta: dict[str, Any] | None = None,
+    on_layer_done: Callable[[int, list[nn.Module]], None] | None = None,
+) -> Stack:
+    """Train ``spec.layers`` greedily on the unlabelled images ``x`` (N, C, H, W) in [0, 1].
+
+    Layer l trains on the codes of layers < l, which stay frozen (they are not given to the
+    optimizer, and their codes are computed once). With ``out``, each layer is its own run
+    directory and ``resume`` continues an interrupted stack at its layer. ``x_eval`` (e.g. the
+    test images) gives the per-layer reconstruction scores; ``on_layer_done(l, layers)`` is
+    called after each layer (tests use it).
+    """
+    out = Path(out) if out is not None else None
+    meta: dict[str, Any] = {"kind": "reprlab-stack", "status": "pretraining", **to_dict(spec), "trainer": to_dict(trainer),
+                            "input_shape": list(x.shape[1:]), "scores": [], **(extra_meta or {})}
+    if out is not None:
+        if resume:
+            old = _read_stack_json(out)
+            if old.get("status") == "finished":
+                raise CheckpointError(f"{out} is already a finished stack; fine-tune it with 'reprlab finetune {out}'")
+            meta["scores"] = old.get("scores", [])
+        else:
+            ck.prepare_run_dir(out, overwrite)
+        ck.atomic_write_text(out / STACK_FILE, json.dumps(meta, indent=2) + "\n")
+
+    h = x.flatten(1)
+    h_eval = x_eval.flatten(1) if x_eval is not None else None
+    layers: list[nn.Module] = []
+    scores: list[dict[str, Any]] = []
+    for l in range(len(spec.layers)):
+        name, cfg = spec.layer_model(l, h.shape[1])
+        layer_dir = out / f"layer{l + 1}" if out is not None else None
+        done = layer_dir is not None and (layer_dir / "done.json").is_file()
+        if done:
+            layer = ck.load_run(layer_dir)  # finished earlier: reuse it as it is
+            score = json.loads((layer_dir / "done.json").read_text())
+        else:
+            seed_everything(trainer.seed * 1000 + l)
+            layer = create_model(name, **cfg)
+            cont = layer_dir is not None and resume and (layer_dir / ck.STATE).is_file()
+            run_config = {"model": name, "model_config": to_dict(layer.config), "trainer": to_dict(trainer)}
+            t = Trainer(replace(trainer, seed=trainer.seed * 1000 + l), layer_dir, run_config, resume=cont,
+                        overwrite=True, description=f"layer {l + 1}/{len(spec.layers)} ({spec.layer_type} {spec.layers[l]})")
+            t.fit(layer, TensorBatches({"x": h}, trainer.batch_size, seed=trainer.seed * 1000 + l))
+            layer.eval()
+            score = {"layer": l + 1, "type": spec.layer_type, "size": spec.layers[l]}
+            score.update({f"train/{k}": v for k, v in layer_scores(layer, h).items()})
+            if h_eval is not None:
+                score.update({f"eval/{k}": v for k, v in layer_scores(layer, h_eval).items()})
+            if layer_dir is not None:
+                ck.atomic_write_text(layer_dir / "done.json", json.dumps(score, indent=2) + "\n")
+        for p in layer.parameters():
+            p.requires_grad_(False)  # frozen from here on
+        layers.append(layer)
+        scores.append(score)
+        if on_layer_done is not None:
+            on_layer_done(l, layers)
+        h = encode_all(layer, h)
+        if h_eval is not None:
+            h_eval = encode_all(layer, h_eval)
+        if out is not None:
+            meta["scores"] = scores
+            ck.atomic_write_text(out / STACK_FILE, json.dumps(meta, indent=2) + "\n")
+    if out is not None:
+        meta["status"] = "finished"
+        ck.atomic_write_text(out / STACK_FILE, json.dumps(meta, indent=2) + "\n")
+    return Stack(spec, layers, tuple(x.shape[1:]), scores)
+
+
+def load_stack(out: str | Path) -> tuple[Stack, dict[str, Any]]:
+    """A finished stack saved by :func:`pretrain_stack`, and its ``stack.json``."""
+    out = Path(out)
+    if not out.is_dir():
+        raise CheckpointError(f"stack directory {out} does not exist")
+    meta = _read_stack_json(out)
+    if meta.get("status") != "finished":
+        raise CheckpointError(f"{out} is not a finished stack (pre-training stopped early); continue it with 'reprlab pretrain --resume {out}'")
+    spec = StackSpec(tuple(meta["layers"]), meta["layer_type"], meta.get("corruption", 0.25), meta.get("k", 1), meta.get("persistent", False))
+    layers = []
+    for l in range(len(spec.layers)):
+        d = out / f"layer{l + 1}"
+        if not (d / "done.json").is_file():
+            raise CheckpointError(f"{d} is missing or unfinished; the stack is incomplete")
+        layers.append(ck.load_run(d))
+    return Stack(spec, layers, tuple(meta["input_shape"]), meta.get("scores", [])), meta
+
+
+def classifier_from_stack(stack: Stack, num_classes: int, depth: int | None = None):
+    """The deep classifier initialized exactly from the first ``depth`` layers, with a new head."""
+    from .models.pretraining import StackedClassifier
+
+    return StackedClassifier.from_stack(stack.layers[: depth or len(stack.layers)], stack.input_shape, num_classes)
+
+
+def label_subset(y: Tensor, n: int, num_classes: int, seed: int) -> Tensor:
+    """Indices of ``n`` labelled examples, stratified by class, drawn with ``seed``."""
+    if n > len(y):
+        raise ConfigError(f"--labels {n} is larger than the {len(y)} labelled training examples; use at most {len(y)}")
+    if n < num_classes:
+        raise ConfigError(f"--labels {n} is smaller than the number of classes ({num_classes}); use at least {num_classes}")
+    if n == len(y):
+        return torch.arange(len(y))
+    from sklearn.model_selection import train_test_split
+
+    idx, _ = train_test_split(np.arange(len(y)), train_size=n, random_state=seed, stratify=y.numpy())
+    return torch.from_numpy(np.sort(idx))
+
+
+def finetune_epochs(n_labels: int, batch_size: int, steps: int) -> int:
+    """Epochs that give at least ``steps`` optimizer steps on ``n_labels`` examples."""
+    return max(1, math.ceil(steps / max(1, math.ceil(n_labels / batch_size))))
