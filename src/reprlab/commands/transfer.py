@@ -166,11 +166,10 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     x_te = fit_input(d.test[0], want, args.resize, d.name)
     if args.labels_per_class:
         x_tr, y_tr = label_budget(x_tr, y_tr, args.labels_per_class, trainer_cfg.seed, d.num_classes, d.classes)
-    print(loaded, file=sys.stderr)
-    print(f"target: {d.name}, {len(x_tr)} labelled training images, {len(x_te)} test images, {d.num_classes} classes", file=sys.stderr)
-
     seed_everything(trainer_cfg.seed)
     model = target_model(source, d.num_classes, args.mode, args.unfreeze, args.backbone_lr_mult, **values)
+    print(loaded, file=sys.stderr)
+    print(f"target: {d.name}, {len(x_tr)} labelled training images, {len(x_te)} test images, {d.num_classes} classes", file=sys.stderr)
     t0 = time.perf_counter()
     if args.head != "linear":
         f_tr, f_te = model.features(x_tr).numpy(), model.features(x_te).numpy()

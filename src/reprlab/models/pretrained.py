@@ -124,7 +124,7 @@ def load_backbone_weights(model, state: dict[str, Tensor], strict: bool = True, 
     rep.reinitialized = [k for k in own if k not in body]
     if not rep.loaded:
         raise CheckpointError(
-            f"{where} has no keys that match the {model.config.backbone} backbone "
+            f"{where} has no tensors that match the {model.config.backbone} backbone by name and shape "
             f"(file keys look like {sorted(state)[:2]}, the backbone's like {list(own)[:2]}); is it the right file and --backbone?"
         )
     if strict and (rep.skipped or rep.reinitialized or rep.ignored):
