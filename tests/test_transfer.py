@@ -156,3 +156,15 @@ def test_label_budget_and_input_fitting():
     with pytest.raises(DataError, match="--resize"):
         fit_input(small, (1, 28, 28), False, "digits")
     assert fit_input(small, (3, 28, 28), True, "digits").shape == (4, 3, 28, 28)
+
+
+def test_cosine_schedule_scales_every_group():
+    m = create_model("classifier", width=8, mode="all", backbone_lr_mult=0.1, lr_schedule="cosine")
+    (opt,) = m.configure_optimizers(TrainerConfig(lr=0.1))
+    batch = m.example_batch(4, torch.Generator().manual_seed(0))
+    m.on_train_step_start(50, 100)  # half-way: cos gives half the rate
+    m.train_step(batch, [opt], lambda loss: loss.backward())
+    assert sorted(g["lr"] for g in opt.param_groups) == pytest.approx([0.005, 0.05])
+    m.on_train_step_start(0, 100)
+    m.train_step(batch, [opt], lambda loss: loss.backward())
+    assert sorted(g["lr"] for g in opt.param_groups) == pytest.approx([0.01, 0.1])

@@ -60,6 +60,7 @@ def register(sub) -> None:
     how.add_argument("--mode", required=True, choices=["scratch", "frozen", "last-k", "all"])
     how.add_argument("--unfreeze", type=positive_int, default=1, help="blocks to train in mode last-k, counted from the last (default 1)")
     how.add_argument("--backbone-lr-mult", type=float, default=0.1, help="backbone lr = lr * this, in modes last-k and all (default 0.1)")
+    how.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant", help="cosine decays every lr to 0 over the run")
     how.add_argument("--head", choices=HEADS, default="linear", help="linear (a trained layer), or svm / logreg on frozen features")
     p.add_argument("--out", help="run directory to create (default runs/transfer-TARGET-MODE-seedN)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
@@ -167,7 +168,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.labels_per_class:
         x_tr, y_tr = label_budget(x_tr, y_tr, args.labels_per_class, trainer_cfg.seed, d.num_classes, d.classes)
     seed_everything(trainer_cfg.seed)
-    model = target_model(source, d.num_classes, args.mode, args.unfreeze, args.backbone_lr_mult, **values)
+    model = target_model(source, d.num_classes, args.mode, args.unfreeze, args.backbone_lr_mult, lr_schedule=args.lr_schedule, **values)
     print(loaded, file=sys.stderr)
     print(f"target: {d.name}, {len(x_tr)} labelled training images, {len(x_te)} test images, {d.num_classes} classes", file=sys.stderr)
     t0 = time.perf_counter()

@@ -12,6 +12,7 @@ Modes (``model.mode``):
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,6 +37,7 @@ class ClassifierConfig:
     mode: Literal["scratch", "frozen", "last-k", "all"] = "scratch"
     unfreeze: int = 1  # blocks trained in mode last-k, counted from the last
     backbone_lr_mult: float = 0.1  # backbone lr = lr * this, in modes last-k and all
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: every group's lr decays to 0 over the run
 
     def __post_init__(self) -> None:
         _check(len(self.input_shape) == 3, f"classifier needs images (C, H, W), got input_shape {self.input_shape}")
@@ -132,10 +134,18 @@ class Classifier(ReprModel):
         from ..train.engine import make_optimizer
 
         self._grad_clip = trainer_cfg.grad_clip
-        return [make_optimizer(self.param_groups(trainer_cfg.lr), trainer_cfg)]
+        opt = make_optimizer(self.param_groups(trainer_cfg.lr), trainer_cfg)
+        for g in opt.param_groups:
+            g["initial_lr"] = g["lr"]
+        return [opt]
+
+    def on_train_step_start(self, step: int, total_steps: int) -> None:
+        self._lr_factor = 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1))) if self.config.lr_schedule == "cosine" else 1.0
 
     def train_step(self, batch: dict[str, Tensor], optimizers, backward) -> dict[str, Tensor]:
         (opt,) = optimizers
+        for g in opt.param_groups:
+            g["lr"] = g["initial_lr"] * getattr(self, "_lr_factor", 1.0)
         opt.zero_grad(set_to_none=True)
         out = self.loss(batch)
         backward(out["loss"])

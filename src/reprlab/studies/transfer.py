@@ -113,7 +113,7 @@ def _run_setting(key: str, p: dict, ctx: StudyContext, res: StudyResult) -> dict
             runs = {}
             for method, mode in NETS.items():
                 seed_everything(seed)
-                m = target_model(source, d.num_classes, mode, unfreeze=1, backbone_lr_mult=BACKBONE_LR_MULT)
+                m = target_model(source, d.num_classes, mode, unfreeze=1, backbone_lr_mult=BACKBONE_LR_MULT, lr_schedule="cosine")
                 r = _fit_curve(m, xb, yb, xv, yv, p["steps"], seed, p["points"])
                 r["test_acc"] = accuracy(m, x_te, y_te)
                 runs[method] = r
@@ -176,7 +176,7 @@ def run(ctx: StudyContext) -> StudyResult:
             ["method"] + [f"{b} labels/class" for b in budgets], rows,
             f"Source: small CNN (width {p['width']}) trained on {src['n']} {src['name']} images for {p['src_epochs']} epochs "
             f"at lr {SOURCE_LR} (source test accuracy {src['test_acc']:.3f}, {src['seconds']:.0f}s). Every network method: {p['steps']} Adam steps, "
-            f"lr {LR}, batch {BATCH}; fine-tuning trains the backbone at lr x {BACKBONE_LR_MULT}; last-k unfreezes the last block. "
+            f"lr {LR} with cosine decay, batch {BATCH}; fine-tuning trains the backbone at lr x {BACKBONE_LR_MULT}; last-k unfreezes the last block. "
             "SVM: RBF, C=10, on standardized frozen features.",
         ))
         # time to reach scratch's final validation accuracy
