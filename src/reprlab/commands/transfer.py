@@ -1,0 +1,203 @@
+"""reprlab transfer: reuse a pre-trained backbone on a target dataset, by feature extraction or fine-tuning."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import CheckpointError, ConfigError
+from ._common import add_trainer_flags, positive_int, resolve_config
+
+HEADS = ("linear", "svm", "logreg")
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes", "on"):
+        return True
+    if text.lower() in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "transfer",
+        help="reuse a pre-trained backbone on a target dataset (feature extraction or fine-tuning)",
+        description=(
+            "Build a classifier for --target from a pre-trained backbone (--source RUN, a run of "
+            "'reprlab train classifier', or --weights FILE, a torchvision-format state dict) and train it "
+            "in one of four modes: scratch (no pre-training, the baseline), frozen (feature extraction: only "
+            "a new head trains), last-k (the last --unfreeze blocks and the head train) or all (everything "
+            "trains, the backbone at --backbone-lr-mult times the lr). --head svm/logreg fits a scikit-learn "
+            "classifier on the frozen features instead of a linear layer."
+        ),
+        epilog=("example: reprlab train classifier --data fashion-mnist-0-4 --epochs 3 --out runs/src && "
+                "reprlab transfer --source runs/src --target fashion-mnist-5-9 --mode last-k --unfreeze 1 "
+                "--labels-per-class 10 --out runs/tgt"),
+    )
+    src = p.add_argument_group("pre-trained backbone")
+    src.add_argument("--source", metavar="RUN", help="run directory of a trained classifier")
+    src.add_argument("--weights", metavar="PATH", help="torchvision-format state dict (.pth/.pt via torch.save, or .safetensors); "
+                     "'imagenet' downloads torchvision's ImageNet ResNet-18 (needs internet)")
+    src.add_argument("--backbone", choices=["small_cnn", "resnet18"], help="backbone for --weights or scratch (default resnet18 with --weights)")
+    src.add_argument("--width", type=positive_int, help="small_cnn width for --weights or scratch (default 32)")
+    src.add_argument("--strict", type=_bool, default=True, metavar="true|false",
+                     help="with false, load the backbone tensors that match and list the rest (default true)")
+    tgt = p.add_argument_group("target")
+    tgt.add_argument("--target", required=True, help="target dataset (see 'reprlab datasets')")
+    tgt.add_argument("--data-dir", help="folder with the dataset files")
+    tgt.add_argument("--labels-per-class", type=positive_int, help="train on this many labelled examples of each class (default all)")
+    tgt.add_argument("--resize", action="store_true", help="resample target images (and convert channels) to the backbone's input shape")
+    how = p.add_argument_group("method")
+    how.add_argument("--mode", required=True, choices=["scratch", "frozen", "last-k", "all"])
+    how.add_argument("--unfreeze", type=positive_int, default=1, help="blocks to train in mode last-k, counted from the last (default 1)")
+    how.add_argument("--backbone-lr-mult", type=float, default=0.1, help="backbone lr = lr * this, in modes last-k and all (default 0.1)")
+    how.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant", help="cosine decays every lr to 0 over the run")
+    how.add_argument("--head", choices=HEADS, default="linear", help="linear (a trained layer), or svm / logreg on frozen features")
+    p.add_argument("--out", help="run directory to create (default runs/transfer-TARGET-MODE-seedN)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    add_trainer_flags(p)
+    p.set_defaults(func=run, accepts_overrides=True)
+
+
+# ---------------------------------------------------------------------------- library functions
+def target_model(source, num_classes: int, mode: str, unfreeze: int = 1, backbone_lr_mult: float = 0.1, **config: Any):
+    """A classifier for ``num_classes`` classes in ``mode``, with ``source``'s backbone weights (None: random init).
+
+    ``source`` is a trained :class:`~reprlab.models.classifier.Classifier`; ``config`` sets other fields
+    (backbone, width, input_shape) when there is no source.
+    """
+    from ..registry import build_config, create_model
+
+    values = dict(config)
+    if source is not None:
+        values = {**dataclasses.asdict(source.config), **values}
+    values.update(num_classes=num_classes, mode=mode, unfreeze=unfreeze, backbone_lr_mult=backbone_lr_mult)
+    build_config("classifier", values)  # checks ranges (unfreeze against the blocks) before building
+    model = create_model("classifier", **values)
+    if source is not None and mode != "scratch":
+        model.backbone.load_state_dict(source.backbone.state_dict())
+    return model
+
+
+def classical_head_accuracy(kind: str, f_tr: np.ndarray, y_tr: np.ndarray, f_te: np.ndarray, y_te: np.ndarray, seed: int = 0) -> float:
+    """Test accuracy of a scikit-learn SVM (RBF) or logistic regression fit on standardized features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    clf = SVC(C=10.0, gamma="scale", random_state=seed) if kind == "svm" else LogisticRegression(max_iter=1000, random_state=seed)
+    pipe = make_pipeline(StandardScaler(), clf).fit(f_tr, y_tr)
+    return float(pipe.score(f_te, y_te))
+
+
+def accuracy(model, x: Tensor, y: Tensor) -> float:
+    return float((model.predict(x) == y).float().mean())
+
+
+# ---------------------------------------------------------------------------- CLI
+def _source_model(args, in_shape: tuple[int, ...]):
+    """(source classifier or None, model config values when there is no source, a line saying what was loaded)."""
+    from ..models.pretrained import download_imagenet_resnet18, load_backbone_weights, read_state_dict
+    from ..registry import create_model
+    from ..train.checkpoint import load_run, read_run_config
+
+    if args.source and args.weights:
+        raise ConfigError("give --source RUN or --weights PATH, not both")
+    if args.source:
+        saved = read_run_config(args.source)
+        if saved["model"] != "classifier":
+            raise CheckpointError(f"{args.source} holds a {saved['model']} run; --source needs a run of 'reprlab train classifier'")
+        if args.backbone or args.width:
+            raise ConfigError("--backbone/--width come from the --source run; drop them")
+        return load_run(args.source), {}, f"backbone: {saved['model_config'].get('backbone')} from {args.source}"
+    values = {"backbone": args.backbone or ("resnet18" if args.weights else "small_cnn"), "input_shape": in_shape}
+    if args.width:
+        values["width"] = args.width
+    if not args.weights:
+        if args.mode != "scratch":
+            raise ConfigError(f"mode {args.mode} needs a pre-trained backbone: pass --source RUN or --weights PATH (or use --mode scratch)")
+        return None, values, f"backbone: {values['backbone']}, random init"
+    src = create_model("classifier", **values)
+    if args.weights == "imagenet":
+        if values["backbone"] != "resnet18":
+            raise ConfigError("--weights imagenet is torchvision's ResNet-18; use --backbone resnet18")
+        state, where = download_imagenet_resnet18(), "torchvision ImageNet ResNet-18"
+    else:
+        state, where = read_state_dict(args.weights), args.weights
+    rep = load_backbone_weights(src, state, strict=args.strict, where=where)
+    return src, {}, f"weights from {where}: {rep.summary()}"
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    from ..config import build, to_dict, TrainerConfig
+    from ..data import load_images
+    from ..data.batches import TensorBatches
+    from ..data.transfer import fit_input, label_budget
+    from ..train.checkpoint import atomic_write_text
+    from ..train.engine import Trainer, seed_everything
+
+    tree = resolve_config(args, extra)
+    tree["data"].pop("data_dir", None)  # --data-dir is ours; resolve_config files it under data
+    if tree["model"] or tree["data"]:
+        raise ConfigError("reprlab transfer takes --trainer.KEY=VALUE overrides only; the model and data come from its own flags")
+    trainer_cfg = build(TrainerConfig, tree["trainer"], "trainer")
+    if args.head != "linear" and args.mode != "frozen":
+        raise ConfigError(f"--head {args.head} is fit on frozen features; use it with --mode frozen")
+    if args.backbone_lr_mult <= 0:
+        raise ConfigError(f"--backbone-lr-mult must be > 0, got {args.backbone_lr_mult}")
+    out = Path(args.out) if args.out else Path("runs") / f"transfer-{args.target}-{args.mode}-seed{trainer_cfg.seed}"
+    if args.head != "linear" and out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise CheckpointError(f"{out} already holds files; pass --overwrite to replace them")
+
+    d = load_images(args.target, args.data_dir)
+    source, values, loaded = _source_model(args, tuple(d.input_shape))
+    want = tuple(source.config.input_shape) if source is not None else tuple(values["input_shape"])
+    x_tr, y_tr = fit_input(d.train[0], want, args.resize, d.name), d.train[1]
+    x_va = fit_input(d.val[0], want, args.resize, d.name) if len(d.val[0]) else None
+    x_te = fit_input(d.test[0], want, args.resize, d.name)
+    if args.labels_per_class:
+        x_tr, y_tr = label_budget(x_tr, y_tr, args.labels_per_class, trainer_cfg.seed, d.num_classes, d.classes)
+    seed_everything(trainer_cfg.seed)
+    model = target_model(source, d.num_classes, args.mode, args.unfreeze, args.backbone_lr_mult, lr_schedule=args.lr_schedule, **values)
+    print(loaded, file=sys.stderr)
+    print(f"target: {d.name}, {len(x_tr)} labelled training images, {len(x_te)} test images, {d.num_classes} classes", file=sys.stderr)
+    t0 = time.perf_counter()
+    if args.head != "linear":
+        f_tr, f_te = model.features(x_tr).numpy(), model.features(x_te).numpy()
+        acc = classical_head_accuracy(args.head, f_tr, y_tr.numpy(), f_te, d.test[1].numpy(), trainer_cfg.seed)
+        result = {"test/acc": acc, "wall_seconds": time.perf_counter() - t0, "head": args.head, "train_size": len(x_tr)}
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
+        print(f"run: {out}")
+        print("metrics: " + json.dumps({"test/acc": round(acc, 5)}))
+        return 0
+
+    run_config = {
+        "model": "classifier", "model_config": to_dict(model.config), "trainer": to_dict(trainer_cfg),
+        "data": {"name": d.name, "data_dir": args.data_dir, "val_size": len(d.val[0]) or 0},
+        "transfer": {"source": args.source, "weights": args.weights, "mode": args.mode, "labels_per_class": args.labels_per_class,
+                     "resize": args.resize, "loaded": loaded},
+    }
+    trainer = Trainer(trainer_cfg, out, run_config, overwrite=args.overwrite, description=f"transfer {args.mode}")
+    bs = trainer_cfg.batch_size
+    train = TensorBatches({"x": x_tr, "y": y_tr}, bs, shuffle=True, seed=trainer_cfg.seed)
+    val = TensorBatches({"x": x_va, "y": d.val[1]}, 1024, shuffle=False) if x_va is not None else None
+    metrics = trainer.fit(model, train, val)
+    test = trainer.evaluate(model, TensorBatches({"x": x_te, "y": d.test[1]}, 1024, shuffle=False))
+    result = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    result.update({f"test/{k}": v for k, v in test.items()})
+    result["wall_seconds"] = time.perf_counter() - t0
+    atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
+    print(f"run: {out}")
+    print("metrics: " + json.dumps({k: round(v, 5) for k, v in result.items() if k.startswith(("test/", "val/"))}))
+    return 0

@@ -1,0 +1,179 @@
+"""An image classifier = backbone + linear head, with the freeze policies of transfer learning.
+
+Modes (``model.mode``):
+
+* ``scratch``: everything trains at the base learning rate (also how a source model is made);
+* ``frozen``: feature extraction. Only the head trains; the backbone's BatchNorm layers stay in
+  eval mode, so their running statistics do not move either;
+* ``last-k``: the last ``model.unfreeze`` blocks and the head train; earlier blocks are frozen
+  as above;
+* ``all``: full fine-tuning, the backbone at ``lr * model.backbone_lr_mult``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..config import _check
+from ..registry import register_model
+from .backbones import BACKBONE_BLOCKS, make_backbone
+from .base import ReprModel
+
+MODES = ("scratch", "frozen", "last-k", "all")
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    input_shape: tuple[int, ...] = (1, 28, 28)
+    num_classes: int = 10
+    backbone: Literal["small_cnn", "resnet18"] = "small_cnn"
+    width: int = 32  # small_cnn: channels of the first block (doubled in each next one)
+    mode: Literal["scratch", "frozen", "last-k", "all"] = "scratch"
+    unfreeze: int = 1  # blocks trained in mode last-k, counted from the last
+    backbone_lr_mult: float = 0.1  # backbone lr = lr * this, in modes last-k and all
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: every group's lr decays to 0 over the run
+
+    def __post_init__(self) -> None:
+        _check(len(self.input_shape) == 3, f"classifier needs images (C, H, W), got input_shape {self.input_shape}")
+        _check(self.num_classes >= 2, f"model.num_classes must be >= 2, got {self.num_classes}")
+        _check(self.width >= 1, f"model.width must be >= 1, got {self.width}")
+        _check(self.backbone_lr_mult > 0, f"model.backbone_lr_mult must be > 0, got {self.backbone_lr_mult}")
+        if self.backbone == "resnet18":
+            _check(self.input_shape[0] in (1, 3), f"the resnet18 backbone takes 1 or 3 channels, got {self.input_shape[0]}")
+        n = BACKBONE_BLOCKS[self.backbone]
+        if self.mode == "last-k":
+            _check(1 <= self.unfreeze <= n,
+                   f"model.unfreeze={self.unfreeze} but the {self.backbone} backbone has {n} blocks; choose 1..{n} (or mode all)")
+
+
+@register_model("classifier", config=ClassifierConfig)
+class Classifier(ReprModel):
+    """Image classifier: a backbone (small CNN or ResNet-18) and a linear head, with a freeze policy."""
+
+    def __init__(self, config: ClassifierConfig):
+        super().__init__(config)
+        self.backbone = make_backbone(config.backbone, config.input_shape[0], config.width)
+        self.head = nn.Linear(self.backbone.num_features, config.num_classes)
+        self.apply_freeze()
+
+    # ------------------------------------------------------------------ transfer API
+    @property
+    def num_features(self) -> int:
+        return self.backbone.num_features
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.backbone(x)  # (B, F)
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        return self.head(features)  # (B, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Backbone features, so ``reprlab encode RUN`` writes what a classical head is trained on."""
+        return self.forward_features(x)
+
+    def reset_head(self, num_classes: int) -> None:
+        """A fresh linear head for ``num_classes`` classes (the config follows)."""
+        self.config = dataclasses.replace(self.config, num_classes=num_classes)
+        self.head = nn.Linear(self.num_features, num_classes)
+
+    def trainable_blocks(self) -> list[bool]:
+        """For each backbone block, first to last: does it train in this mode?"""
+        n = len(self.backbone.blocks())
+        mode = self.config.mode
+        if mode == "frozen":
+            return [False] * n
+        if mode == "last-k":
+            return [i >= n - self.config.unfreeze for i in range(n)]
+        return [True] * n
+
+    def apply_freeze(self) -> None:
+        """Set ``requires_grad`` from the mode (the head always trains) and the BatchNorm modes."""
+        for p in self.backbone.parameters():
+            p.requires_grad_(False)
+        for block, on in zip(self.backbone.blocks(), self.trainable_blocks()):
+            for p in block.parameters():
+                p.requires_grad_(on)
+        for p in self.head.parameters():
+            p.requires_grad_(True)
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode:
+            # a frozen block is a fixed function: its BatchNorm uses (and keeps) the source statistics
+            for block, on in zip(self.backbone.blocks(), self.trainable_blocks()):
+                if not on:
+                    block.eval()
+        return self
+
+    def param_groups(self, base_lr: float, backbone_lr_mult: float | None = None) -> list[dict]:
+        """Optimizer groups: trainable backbone parameters at ``base_lr * mult``, the head at ``base_lr``.
+
+        In mode scratch the multiplier is 1 (nothing is pre-trained); in frozen the backbone has no group.
+        """
+        mult = self.config.backbone_lr_mult if backbone_lr_mult is None else backbone_lr_mult
+        if self.config.mode == "scratch":
+            mult = 1.0
+        backbone = [p for p in self.backbone.parameters() if p.requires_grad]
+        groups = [{"params": list(self.head.parameters()), "lr": base_lr, "name": "head"}]
+        if backbone:
+            groups.insert(0, {"params": backbone, "lr": base_lr * mult, "name": "backbone"})
+        return groups
+
+    # ------------------------------------------------------------------ training
+    def configure_optimizers(self, trainer_cfg) -> list[torch.optim.Optimizer]:
+        from ..train.engine import make_optimizer
+
+        self._grad_clip = trainer_cfg.grad_clip
+        opt = make_optimizer(self.param_groups(trainer_cfg.lr), trainer_cfg)
+        for g in opt.param_groups:
+            g["initial_lr"] = g["lr"]
+        return [opt]
+
+    def on_train_step_start(self, step: int, total_steps: int) -> None:
+        self._lr_factor = 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1))) if self.config.lr_schedule == "cosine" else 1.0
+
+    def train_step(self, batch: dict[str, Tensor], optimizers, backward) -> dict[str, Tensor]:
+        (opt,) = optimizers
+        for g in opt.param_groups:
+            g["lr"] = g["initial_lr"] * getattr(self, "_lr_factor", 1.0)
+        opt.zero_grad(set_to_none=True)
+        out = self.loss(batch)
+        backward(out["loss"])
+        if getattr(self, "_grad_clip", None):
+            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], self._grad_clip)
+        opt.step()
+        return out
+
+    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        logits = self(batch["x"])
+        y = batch["y"]
+        ce = F.cross_entropy(logits, y)
+        return {"loss": ce, "acc": (logits.argmax(1) == y).float().mean()}
+
+    def predict(self, x: Tensor, batch_size: int = 1024) -> Tensor:
+        """Class indices for images x (B, C, H, W), in eval mode without gradients."""
+        was = self.training
+        self.eval()
+        with torch.no_grad():
+            out = torch.cat([self(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+        self.train(was)
+        return out
+
+    def features(self, x: Tensor, batch_size: int = 1024) -> Tensor:
+        """Backbone features of x (B, C, H, W) -> (B, F), in eval mode without gradients."""
+        was = self.training
+        self.eval()
+        with torch.no_grad():
+            out = torch.cat([self.forward_features(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        self.train(was)
+        return out
