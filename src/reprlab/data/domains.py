@@ -233,23 +233,22 @@ def load_domain_pair(source: str, target: str, data_dir: str | None = None, val_
             "adaptation needs the same classes in both domains"
         )
     ss, ts = s.input_shape, t.input_shape
-    if ss != ts:
-        if len(ss) == 3 and len(ts) == 3 and ss[1:] == ts[1:] and 1 in (ss[0], ts[0]):
-            if ss[0] == 1:
-                s = _to_channels(s, ts[0])
-            else:
-                t = _to_channels(t, ss[0])
-        else:
-            raise DataError(
-                f"source {source!r} has inputs of shape {ss} and target {target!r} {ts}; they cannot be reconciled "
-                "(only a 1-channel image can be copied to 3 channels)"
-            )
+    if ss != ts and not (len(ss) == 3 and len(ts) == 3 and ss[1:] == ts[1:] and 1 in (ss[0], ts[0])):
+        raise DataError(
+            f"source {source!r} has inputs of shape {ss} and target {target!r} {ts}; they cannot be reconciled "
+            "(only a 1-channel image can be copied to 3 channels)"
+        )
     same_base = s.info.get("base", s.name) == t.info.get("base", t.name)
     if same_base:
         s, t = _halve(s, True, limit), _halve(t, False, limit)
     elif limit:
         s = ImageData(s.name, (s.train[0][:limit], s.train[1][:limit]), s.val, s.test, s.classes, s.source, s.info)
         t = ImageData(t.name, (t.train[0][:limit], t.train[1][:limit]), t.val, t.test, t.classes, t.source, t.info)
+    if ss != ts:  # copy the 1-channel side to the other's channels, after the cuts, to copy less
+        if ss[0] == 1:
+            s = _to_channels(s, ts[0])
+        else:
+            t = _to_channels(t, ss[0])
     return s, t
 
 
