@@ -1,0 +1,314 @@
+"""Domain adaptation: the criteria against their formulas, the domains, the models, the CLI and the estimator."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import needs_fashion
+from reprlab.data.domains import (
+    FASHION_M_TEST_PHOTOS, FASHION_M_TRAIN_PHOTOS, PairedBatches, blend_with_photos, load_domain_pair, make_moons_split,
+)
+from reprlab.errors import ConfigError, DataError
+from reprlab.metrics.domain import (
+    CorrelationAlignmentLoss, DomainAdversarialLoss, MaximumMeanDiscrepancyLoss, dann_lambda, grad_reverse, proxy_a_distance,
+)
+from reprlab.registry import create_model
+
+
+# ----------------------------------------------------------------------------- criteria
+def test_gradient_reversal_flips_and_scales_exactly():
+    x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 3, dtype=torch.float64)
+    y = grad_reverse(x, 0.37)
+    assert torch.equal(y, x)  # identity forward
+    (y * w).sum().backward()
+    assert torch.equal(x.grad, -0.37 * w)
+    x.grad = None
+    (grad_reverse(x, 0.0) * w).sum().backward()
+    assert torch.equal(x.grad, torch.zeros_like(w))
+
+
+def test_dann_lambda_schedule():
+    assert dann_lambda(0.0) == 0.0
+    assert dann_lambda(0.5) == pytest.approx(2 / (1 + math.exp(-5)) - 1)
+    assert dann_lambda(1.0) == pytest.approx(0.99991, abs=1e-5)
+    vals = [dann_lambda(p / 10) for p in range(11)]
+    assert all(a < b for a, b in zip(vals, vals[1:]))
+
+
+def test_mmd_is_zero_for_identical_samples_and_grows_with_shift():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(200, 4, generator=g)
+    b = torch.randn(200, 4, generator=g)
+    mmd = MaximumMeanDiscrepancyLoss()
+    assert float(mmd(a, a)) == pytest.approx(0.0, abs=1e-6)
+    shifts = [0.0, 0.25, 0.5, 1.0, 2.0]
+    vals = [float(mmd(a, b + s)) for s in shifts]
+    assert vals[0] < 0.02  # two samples of one distribution
+    assert all(x < y for x, y in zip(vals, vals[1:])), vals
+    assert vals[-1] > 20 * vals[0]
+    # the unbiased estimate is about 0 (it can be negative) for two samples of one distribution
+    assert abs(float(MaximumMeanDiscrepancyLoss(unbiased=True)(a, b))) < 0.01
+
+
+def test_unbiased_mmd_matches_brute_force():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(7, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(5, 3, generator=g, dtype=torch.float64) + 0.5
+    mults, sigma2 = (0.5, 1.0, 2.0), 1.7
+
+    def k(u, v):
+        d2 = float(((u - v) ** 2).sum())
+        return sum(math.exp(-d2 / (2 * m * sigma2)) for m in mults) / len(mults)
+
+    n, m = len(x), len(y)
+    xx = sum(k(x[i], x[j]) for i, j in itertools.permutations(range(n), 2)) / (n * (n - 1))
+    yy = sum(k(y[i], y[j]) for i, j in itertools.permutations(range(m), 2)) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(n) for j in range(m)) / (n * m)
+    got = float(MaximumMeanDiscrepancyLoss(mults, bandwidth=sigma2, unbiased=True)(x, y))
+    assert got == pytest.approx(xx + yy - 2 * xy, rel=1e-10)
+    # the biased (V-statistic) version adds the diagonal k(x, x) = 1 terms
+    xx_b = (xx * n * (n - 1) + n) / n**2
+    yy_b = (yy * m * (m - 1) + m) / m**2
+    assert float(MaximumMeanDiscrepancyLoss(mults, bandwidth=sigma2)(x, y)) == pytest.approx(xx_b + yy_b - 2 * xy, rel=1e-10)
+
+
+def test_coral_matches_its_formula_and_is_zero_for_equal_covariances():
+    g = torch.Generator().manual_seed(2)
+    a = torch.randn(50, 6, generator=g, dtype=torch.float64)
+    b = torch.randn(40, 6, generator=g, dtype=torch.float64) * 2
+    coral = CorrelationAlignmentLoss()
+    cs, ct = np.cov(a.numpy(), rowvar=False), np.cov(b.numpy(), rowvar=False)
+    assert float(coral(a, b)) == pytest.approx(((cs - ct) ** 2).sum() / (4 * 36), rel=1e-10)
+    # a mean shift or a row permutation leaves the covariance, hence the loss, at 0
+    assert float(coral(a, a + 3.0)) == pytest.approx(0.0, abs=1e-12)
+    assert float(coral(a, a[torch.randperm(50, generator=g)])) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_domain_adversarial_loss_reverses_the_feature_gradient():
+    torch.manual_seed(0)
+    disc = torch.nn.Linear(3, 1)
+    f_s = torch.randn(4, 3, requires_grad=True)
+    f_t = torch.randn(4, 3, requires_grad=True)
+    DomainAdversarialLoss(disc, coeff=0.5)(f_s, f_t).backward()
+    g_rev = f_s.grad.clone()
+    # the same loss without reversal: the discriminator's gradient w.r.t. its input
+    f_s2 = f_s.detach().requires_grad_()
+    logits = disc(torch.cat([f_s2, f_t.detach()])).squeeze(-1)
+    torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.cat([torch.ones(4), torch.zeros(4)])).backward()
+    assert torch.allclose(g_rev, -0.5 * f_s2.grad)
+    assert disc.weight.grad is not None and torch.isfinite(disc.weight.grad).all()
+
+
+def test_proxy_a_distance_low_for_same_high_for_separable():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(400, 5)), rng.normal(size=(400, 5))
+    assert proxy_a_distance(a, b) < 0.3
+    assert proxy_a_distance(a, b + 3.0) > 1.9
+
+
+# ----------------------------------------------------------------------------- domains
+def test_fashion_m_blend_is_deterministic_and_uses_only_given_photos():
+    imgs = np.zeros((64, 28, 28), dtype=np.uint8)
+    imgs[:, 10:18, 10:18] = 200
+    red = np.zeros((40, 50, 3), dtype=np.uint8); red[..., 0] = 90  # noqa: E702
+    blue = np.zeros((60, 30, 3), dtype=np.uint8); blue[..., 2] = 70  # noqa: E702
+    a = blend_with_photos(imgs, [red, blue], seed=3)
+    assert a.shape == (64, 3, 28, 28) and a.dtype == np.uint8
+    assert np.array_equal(a, blend_with_photos(imgs, [red, blue], seed=3))
+    assert not np.array_equal(blend_with_photos(imgs[:, :, :], [red + 1, blue], seed=3), a)
+    # |patch - image|: the background is the photo's colour, the square is |colour - 200|
+    bg = a[:, :, 0, 0]
+    assert {tuple(c) for c in bg} == {(90, 0, 0), (0, 0, 70)}
+    assert {tuple(c) for c in a[:, :, 12, 12]} == {(110, 200, 200), (200, 200, 130)}
+    # a different seed assigns photos differently
+    assert not np.array_equal(blend_with_photos(imgs, [red, blue], seed=4)[:, :, 0, 0], bg)
+
+
+def test_fashion_m_train_and_test_photos_are_disjoint():
+    assert set(FASHION_M_TRAIN_PHOTOS).isdisjoint(FASHION_M_TEST_PHOTOS)
+    assert len(FASHION_M_TEST_PHOTOS) >= 2 and len(FASHION_M_TRAIN_PHOTOS) >= 2
+
+
+@needs_fashion
+def test_fashion_m_dataset_deterministic_and_disjoint_source_target(tmp_path, monkeypatch):
+    from reprlab.data import domains
+
+    monkeypatch.setenv("REPRLAB_CACHE", str(tmp_path))
+    x1, y1 = domains.load_fashion_m("test", seed=5)
+    domains._FASHION_M.clear()
+    x2, y2 = domains.load_fashion_m("test", seed=5)  # from the disk cache this time
+    assert x1.shape == (10000, 3, 28, 28) and torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert list(tmp_path.glob("fashion-m-test-seed5-*.npy"))
+    assert not torch.equal(domains.load_fashion_m("test", seed=6)[0][:100], x1[:100])
+
+
+@needs_fashion
+def test_fashion_source_and_target_are_reconciled_and_disjoint():
+    s, t = load_domain_pair("fashion-mnist", "fashion-m", limit=100)
+    assert s.input_shape == t.input_shape == (3, 28, 28)  # the grey source is copied to 3 channels
+    assert torch.equal(s.train[0][:, 0], s.train[0][:, 2])
+    # both come from Fashion-MNIST's training images: the source takes the first half, the target the second
+    from reprlab.data.images import load_fashion_mnist
+
+    grey = load_fashion_mnist("train")[0]
+    assert torch.equal(s.train[0][:, :1], grey[:100]) and torch.equal(t.train[1], load_fashion_mnist("train")[1][27500:27600])
+
+
+def test_moons_target_is_the_rotated_source():
+    xs, ys = make_moons_split("train")
+    xt, yt = make_moons_split("train", rotate=90.0)
+    assert xs.shape == (1000, 2) and set(ys.tolist()) == {0, 1}
+    # a rotation keeps the distances to the centre
+    c = torch.tensor([0.5, 0.25])
+    assert torch.allclose((xt - c).norm(dim=1).mean(), (xs - c).norm(dim=1).mean(), atol=0.05)
+
+
+def test_domain_pair_errors():
+    with pytest.raises(DataError, match="different label sets"):
+        load_domain_pair("moons", "digits")
+    with pytest.raises(ConfigError, match="two different domains"):
+        load_domain_pair("moons", "moons")
+    with pytest.raises(ConfigError, match="unknown dataset"):
+        load_domain_pair("moons", "nope")
+
+
+def test_channel_counts_that_cannot_be_reconciled(monkeypatch):
+    from reprlab.data import _DATASETS, DatasetEntry, ImageData
+
+    def fake(c):
+        def load(data_dir=None, val_size=0, limit=0):
+            x = torch.rand(20, c, 8, 8)
+            y = torch.arange(20) % 10
+            return ImageData(f"fake{c}", (x, y), (x[:0], y[:0]), (x, y), tuple(str(i) for i in range(10)), "test")
+        return DatasetEntry(f"fake{c}", "images", load, lambda _: {"found": True})
+
+    for c in (1, 2, 3):
+        monkeypatch.setitem(_DATASETS, f"fake{c}", fake(c))
+    with pytest.raises(DataError, match="cannot be reconciled"):
+        load_domain_pair("fake2", "fake3")
+    s, t = load_domain_pair("digits", "fake3")  # 1 channel is copied to 3
+    assert s.input_shape == t.input_shape == (3, 8, 8)
+
+
+def test_paired_batches_cover_the_source_and_cycle_the_target():
+    xs, ys = torch.arange(10.0)[:, None], torch.arange(10)
+    xt, yt = 100 + torch.arange(4.0)[:, None], torch.arange(4)
+    pb = PairedBatches((xs, ys), (xt, yt), 3, seed=0)
+    batches = list(pb.epoch(0))
+    assert pb.num_batches() == 4 == len(batches)
+    assert sorted(torch.cat([b["y_s"] for b in batches]).tolist()) == list(range(10))
+    for b in batches:
+        assert len(b["x_t"]) == len(b["x_s"]) and torch.equal(b["x_t"][:, 0] - 100, b["i_t"].float())
+    again = list(pb.epoch(0))
+    assert all(torch.equal(a["i_t"], b["i_t"]) for a, b in zip(batches, again))
+    with pytest.raises(DataError):
+        PairedBatches((xs, ys), (xt[:0], yt[:0]), 3)
+
+
+# ----------------------------------------------------------------------------- models
+def _train_moons(name, epochs, seed=0, **model):
+    from reprlab.commands.train import train_model
+    from reprlab.train.engine import evaluate_model
+
+    tree = {"model": model, "trainer": {"epochs": epochs, "batch_size": 64, "seed": seed, "progress": False, "tensorboard": False, "threads": 1},
+            "data": {"name": "moons"}}
+    m, _, task, metrics = train_model(name, tree, None, quiet=True)
+    return evaluate_model(m, task.test)["acc"], m, metrics
+
+
+def test_dann_beats_source_only_on_rotated_moons():
+    src, _, _ = _train_moons("da_source_only", 100)
+    dann, m, metrics = _train_moons("da_dann", 100)
+    assert m.criterion.grl.coeff > 0.99  # the schedule reached λ ≈ 1
+    assert src < 0.85 and dann > src + 0.05, (src, dann)
+
+
+def test_pseudo_label_table_refreshes_every_epoch():
+    torch.manual_seed(0)
+    m = create_model("da_pseudo_label", input_shape=(2,), num_classes=2, num_target=6, threshold=0.5)
+    b = {"x_s": torch.randn(6, 2), "y_s": torch.tensor([0, 1] * 3), "x_t": torch.randn(6, 2), "y_t": torch.tensor([0, 1] * 3), "i_t": torch.arange(6)}
+    out = m.loss(b)
+    assert float(out["pl_used"]) == 0.0 and float(out["adapt"]) == 0.0  # first epoch: no pseudo-labels yet
+    m.on_epoch_end(0)
+    with torch.no_grad():
+        expect = torch.softmax(m(b["x_t"]), 1).max(1)
+    assert torch.allclose(m.pl_conf, expect.values) and torch.equal(m.pl_label, expect.indices)
+    out = m.loss(b)
+    assert float(out["pl_used"]) == 1.0 and float(out["adapt"]) > 0  # every max-probability of 2 classes is >= 0.5
+
+
+def test_models_reject_plain_image_batches():
+    m = create_model("da_dann", input_shape=(2,), num_classes=2)
+    with pytest.raises(ConfigError, match="domains"):
+        m.loss({"x": torch.rand(4, 2), "y": torch.zeros(4, dtype=torch.long)})
+
+
+# ----------------------------------------------------------------------------- CLI
+def one_line(err: str) -> str:
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--method", "nope"], "choose one of: source-only, mmd, coral, dann, pseudo-label, target-oracle"),
+    (["--source", "moons", "--target", "digits"], "different label sets"),
+    (["--source", "moons", "--method", "pseudo-label", "--threshold", "1.5"], "model.threshold must be in (0, 1)"),
+    (["--source", "moons", "--method", "pseudo-label", "--model.threshold=0"], "model.threshold must be in (0, 1)"),
+    (["--source", "moons", "--method", "dann", "--threshold", "0.5"], "--threshold applies to --method pseudo-label"),
+    (["--source", "digits"], "name a --target"),
+    (["--source", "moons", "--target", "moons"], "two different domains"),
+    (["--source", "moons", "--model.nope=1"], "unknown config key model.nope"),
+])
+def test_adapt_bad_input_exit_2_one_line(cli, tmp_path, args, expect):
+    rc, out, err = cli("adapt", *args, "--epochs", "1", "--no-progress", "--out", tmp_path / "run")
+    assert rc == 2
+    assert expect in one_line(err)
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_adapt_end_to_end_and_no_overwrite(cli, tmp_path):
+    import json
+
+    run = tmp_path / "run"
+    args = ["adapt", "--source", "moons", "--method", "coral", "--epochs", "2", "--no-progress", "--trainer.tensorboard=false", "--out", run]
+    rc, out, err = cli(*args)
+    assert rc == 0, err
+    res = json.loads((run / "final_metrics.json").read_text())
+    assert 0.3 < res["target/test_acc"] <= 1 and res["method"] == "coral" and res["target"] == "moons-rotated"
+    before = (run / "model.safetensors").read_bytes()
+    rc, out, err = cli(*args)
+    assert rc == 2 and "--overwrite" in one_line(err)
+    assert (run / "model.safetensors").read_bytes() == before
+    rc, out, err = cli("eval", run)
+    assert rc == 0 and json.loads(out)["test/acc"] == pytest.approx(res["target/test_acc"])
+
+
+# ----------------------------------------------------------------------------- sklearn
+def test_sklearn_estimator_adapts_on_moons():
+    from reprlab.sklearn import DomainAdaptationClassifier
+
+    xs, ys = make_moons_split("train")
+    xt, yt = make_moons_split("train", rotate=35.0)
+    xte, yte = make_moons_split("test", rotate=35.0)
+    names = np.array(["up", "down"])
+    clf = DomainAdaptationClassifier(method="dann", epochs=40, random_state=0).fit(xs.numpy(), names[ys], xt.numpy())
+    assert list(clf.classes_) == ["down", "up"] and clf.predict(xte.numpy()[:3]).dtype.kind == "U"
+    p = clf.predict_proba(xte.numpy())
+    assert p.shape == (500, 2) and np.allclose(p.sum(1), 1)
+    assert clf.score(xte.numpy(), names[yte]) > 0.6
+    with pytest.raises(ValueError, match="y_t"):
+        DomainAdaptationClassifier(method="target-oracle").fit(xs.numpy(), ys.numpy(), xt.numpy())
+    with pytest.raises(ConfigError, match="unknown adaptation method"):
+        DomainAdaptationClassifier(method="nope").fit(xs.numpy(), ys.numpy())
+
+
+def test_sklearn_estimator_checks():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    from reprlab.sklearn import DomainAdaptationClassifier
+
+    check_estimator(DomainAdaptationClassifier(method="coral", epochs=10, random_state=0))
