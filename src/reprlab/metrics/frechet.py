@@ -128,7 +128,6 @@ def inception_fid(real: Tensor, fake: Tensor, weights_path: str | Path | None = 
     else:
         extractor.eval()
         metric = FrechetInceptionDistance(feature=extractor, normalize=True, input_img_size=(3, *real.shape[2:]))
-    metric.set_dtype(torch.float64)
     with torch.no_grad():
         for imgs, is_real in ((real, True), (fake, False)):
             for i in range(0, len(imgs), batch_size):
