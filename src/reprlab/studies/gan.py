@@ -30,7 +30,7 @@ PRESETS = {
     # n_train: training images per epoch; curve_n: samples for the per-epoch FD; n_critic for WGAN-GP
     "smoke": dict(dataset="digits", n_train=0, epochs=2, batch=64, g=16, d=16, latent=16, n_samples=300, curve_n=200,
                   n_critic=1, kid_subsets=5, seeds=1),
-    "quick": dict(dataset="fashion-mnist", n_train=6400, epochs=5, batch=64, g=32, d=32, latent=64, n_samples=10000,
+    "quick": dict(dataset="fashion-mnist", n_train=5120, epochs=4, batch=64, g=32, d=32, latent=64, n_samples=10000,
                   curve_n=2000, n_critic=2, kid_subsets=20, seeds=1),
     "full": dict(dataset="fashion-mnist", n_train=0, epochs=20, batch=64, g=64, d=64, latent=100, n_samples=10000,
                  curve_n=5000, n_critic=5, kid_subsets=100, seeds=3),
