@@ -1,0 +1,288 @@
+"""DCGAN for small images, trained with one of three objectives.
+
+Generator: z (B, latent_dim) -> transposed convolutions with BatchNorm and ReLU -> tanh image.
+Discriminator (critic for WGAN-GP): strided convolutions with LeakyReLU -> one score per image.
+Images are (B, C, H, W) in [0, 1] outside the model and in [-1, 1] inside it; H and W must be
+divisible by 4 (28x28 Fashion-MNIST, 8x8 digits).
+
+Objectives (``objective``), with l = D's logit and f = the critic's score:
+
+* ``minimax``: the saturating game of Goodfellow et al. 2014, min_G max_D E[log D(x)] + E[log(1 - D(G(z)))].
+  D minimizes softplus(-l_real) + softplus(l_fake); G minimizes E[log(1 - D(G(z)))] = -softplus(l_fake).
+* ``non-saturating``: same D; G minimizes -log D(G(z)) = softplus(-l_fake).
+* ``wgan-gp``: Gulrajani et al. 2017. The critic minimizes E[f(G(z))] - E[f(x)] + gp_weight * GP with
+  GP = E[(||grad f(x_hat)||_2 - 1)^2] at random interpolates x_hat; G minimizes -E[f(G(z))].
+
+Each engine step updates D once; G is updated on every ``n_critic``-th step (counted from the engine's
+global step, so resume stays exact). An EMA copy of G (``ema`` > 0) is optional; ``sample`` uses it.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..config import _check
+from ..registry import register_model
+from .base import ReprModel
+
+OBJECTIVES = ("minimax", "non-saturating", "wgan-gp")
+
+
+@dataclass(frozen=True)
+class DCGANConfig:
+    input_shape: tuple[int, ...] = (1, 28, 28)
+    latent_dim: int = 64
+    g_channels: int = 64  # width of G's last hidden layer; earlier layers double it
+    d_channels: int = 64  # width of D's first layer; the next doubles it
+    objective: str = "non-saturating"  # one of OBJECTIVES
+    n_critic: int = 1  # D steps per G step (WGAN-GP's paper uses 5)
+    gp_weight: float = 10.0
+    lr_g: Optional[float] = None  # None: trainer.lr
+    lr_d: Optional[float] = None
+    beta1: float = 0.5  # Adam betas; DCGAN uses (0.5, 0.999), WGAN-GP (0.0, 0.9)
+    beta2: float = 0.999
+    ema: float = 0.0  # decay of an EMA copy of G; 0 = no copy
+    grid_seed: int = 1234  # seed of the fixed noise behind the per-epoch sample grid
+    grid_size: int = 64
+
+    def __post_init__(self) -> None:
+        _check(self.objective in OBJECTIVES, f"model.objective {self.objective!r} is not valid; choose one of: {', '.join(OBJECTIVES)}")
+        _check(self.n_critic >= 1, f"model.n_critic must be >= 1 (D steps per G step), got {self.n_critic}")
+        _check(len(self.input_shape) == 3, f"dcgan needs images (C, H, W), got input_shape {self.input_shape}")
+        _check(self.input_shape[1] % 4 == 0 and self.input_shape[2] % 4 == 0 and min(self.input_shape[1:]) >= 4,
+               f"dcgan needs image height and width divisible by 4, got {self.input_shape[1:]}")
+        _check(self.latent_dim >= 1, f"model.latent_dim must be >= 1, got {self.latent_dim}")
+        _check(self.g_channels >= 1 and self.d_channels >= 1, "model.g_channels and model.d_channels must be >= 1")
+        _check(self.gp_weight >= 0, f"model.gp_weight must be >= 0, got {self.gp_weight}")
+        _check(0.0 <= self.ema < 1.0, f"model.ema must be in [0, 1), got {self.ema}")
+        _check(0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0, "model.beta1 and model.beta2 must be in [0, 1)")
+        _check(self.grid_size >= 1, "model.grid_size must be >= 1")
+        for k in ("lr_g", "lr_d"):
+            v = getattr(self, k)
+            _check(v is None or v > 0, f"model.{k} must be > 0, got {v}")
+
+
+class Generator(nn.Module):
+    """z (B, latent) -> (B, C, H, W) in [-1, 1]: a 1x1 -> H/4 projection, then two stride-2 upsamplings."""
+
+    def __init__(self, latent_dim: int, channels: int, out_shape: tuple[int, ...]):
+        super().__init__()
+        c, h, w = out_shape
+        ch = channels
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(latent_dim, 4 * ch, (h // 4, w // 4), 1, 0, bias=False),  # (B, 4ch, H/4, W/4)
+            nn.BatchNorm2d(4 * ch), nn.ReLU(True),
+            nn.ConvTranspose2d(4 * ch, 2 * ch, 4, 2, 1, bias=False),  # (B, 2ch, H/2, W/2)
+            nn.BatchNorm2d(2 * ch), nn.ReLU(True),
+            nn.ConvTranspose2d(2 * ch, c, 4, 2, 1),  # (B, C, H, W)
+            nn.Tanh(),
+        )
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z[:, :, None, None])
+
+
+class Discriminator(nn.Module):
+    """(B, C, H, W) in [-1, 1] -> (B,) logit (or critic score). No BatchNorm: WGAN-GP's penalty is per sample."""
+
+    def __init__(self, channels: int, in_shape: tuple[int, ...]):
+        super().__init__()
+        c, h, w = in_shape
+        ch = channels
+        self.net = nn.Sequential(
+            nn.Conv2d(c, ch, 4, 2, 1), nn.LeakyReLU(0.2, True),  # (B, ch, H/2, W/2)
+            nn.Conv2d(ch, 2 * ch, 4, 2, 1), nn.LeakyReLU(0.2, True),  # (B, 2ch, H/4, W/4)
+            nn.Flatten(),
+            nn.Linear(2 * ch * (h // 4) * (w // 4), 1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).squeeze(1)
+
+
+# ---------------------------------------------------------------- the losses, as plain functions
+def d_loss(objective: str, real: Tensor, fake: Tensor) -> Tensor:
+    """D's loss from its outputs on real and generated images (without WGAN-GP's penalty)."""
+    if objective == "wgan-gp":
+        return fake.mean() - real.mean()
+    return F.softplus(-real).mean() + F.softplus(fake).mean()  # BCE(real, 1) + BCE(fake, 0)
+
+
+def g_loss(objective: str, fake: Tensor) -> Tensor:
+    """G's loss from D's outputs on generated images."""
+    if objective == "minimax":
+        return -F.softplus(fake).mean()  # E[log(1 - sigmoid(l))]: saturates when D rejects the fakes
+    if objective == "non-saturating":
+        return F.softplus(-fake).mean()  # E[-log sigmoid(l)]
+    return -fake.mean()
+
+
+def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, eps: Tensor | None = None) -> Tensor:
+    """E[(||grad_x f(x_hat)||_2 - 1)^2] at x_hat = eps * real + (1 - eps) * fake, eps ~ U(0, 1) per sample."""
+    if eps is None:
+        eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+@register_model("dcgan", config=DCGANConfig)
+class DCGAN(ReprModel):
+    """DCGAN (transposed-conv G, strided-conv D) with minimax, non-saturating or WGAN-GP objective."""
+
+    can_sample = True
+
+    def __init__(self, config: DCGANConfig):
+        super().__init__(config)
+        shape = tuple(config.input_shape)
+        self.generator = Generator(config.latent_dim, config.g_channels, shape)
+        self.discriminator = Discriminator(config.d_channels, shape)
+        self.generator.apply(_dcgan_init)
+        self.discriminator.apply(_dcgan_init)
+        self.g_ema = copy.deepcopy(self.generator).requires_grad_(False) if config.ema > 0 else None
+        self._step = 0
+        self._run_dir: Path | None = None
+
+    # ----------------------------------------------------------- sampling (no training code)
+    def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        dev = next(self.parameters()).device
+        return torch.randn(n, self.config.latent_dim, generator=generator).to(dev) if generator is not None \
+            else torch.randn(n, self.config.latent_dim, device=dev)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Images in [0, 1] from codes z (B, latent_dim), by the EMA generator when there is one."""
+        g = self.g_ema if self.g_ema is not None else self.generator
+        return (g(z) + 1) / 2
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.decode(z)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        was = self.training
+        self.eval()
+        out = torch.cat([self.decode(self.noise(min(1000, n - i), generator)) for i in range(0, n, 1000)])
+        self.train(was)
+        return out
+
+    @torch.no_grad()
+    def latent_walk(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n images along the straight line between two random codes."""
+        z = self.noise(2, generator)
+        t = torch.linspace(0, 1, n, device=z.device)[:, None]
+        was = self.training
+        self.eval()
+        out = self.decode((1 - t) * z[0] + t * z[1])
+        self.train(was)
+        return out
+
+    def fixed_noise(self) -> Tensor:
+        return torch.randn(self.config.grid_size, self.config.latent_dim, generator=torch.Generator().manual_seed(self.config.grid_seed))
+
+    @torch.no_grad()
+    def fixed_grid(self) -> Tensor:
+        """G's images from the fixed noise of ``grid_seed`` (the same codes every epoch)."""
+        was = self.training
+        self.eval()
+        out = self.decode(self.fixed_noise().to(next(self.parameters()).device))
+        self.train(was)
+        return out
+
+    # ----------------------------------------------------------- training
+    def configure_optimizers(self, trainer_cfg) -> list[torch.optim.Optimizer]:
+        c = self.config
+        lr_d, lr_g = c.lr_d or trainer_cfg.lr, c.lr_g or trainer_cfg.lr
+        if trainer_cfg.optimizer == "sgd":
+            from ..train.engine import make_optimizer  # noqa: PLC0415 - only the helper, never the loop
+
+            return [make_optimizer(self.discriminator.parameters(), trainer_cfg, lr_d), make_optimizer(self.generator.parameters(), trainer_cfg, lr_g)]
+        betas = (c.beta1, c.beta2)
+        return [torch.optim.Adam(self.discriminator.parameters(), lr=lr_d, betas=betas, weight_decay=trainer_cfg.weight_decay),
+                torch.optim.Adam(self.generator.parameters(), lr=lr_g, betas=betas, weight_decay=trainer_cfg.weight_decay)]
+
+    def on_train_step_start(self, step: int, total_steps: int) -> None:
+        self._step = step
+
+    def on_fit_start(self, run_dir) -> None:
+        self._run_dir = Path(run_dir) if run_dir is not None else None
+
+    def _d_out(self, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
+        """Mean D(x) and D(G(z)): probabilities for the GAN losses, critic scores for WGAN-GP."""
+        f = (lambda t: t) if self.config.objective == "wgan-gp" else torch.sigmoid
+        return {"d_real": f(real.detach()).mean(), "d_fake": f(fake.detach()).mean()}
+
+    def train_step(self, batch: dict[str, Tensor], optimizers, backward) -> dict[str, Tensor]:
+        c = self.config
+        opt_d, opt_g = optimizers
+        x = batch["x"] * 2 - 1  # (B, C, H, W) in [-1, 1]
+        z = torch.randn(x.shape[0], c.latent_dim, device=x.device)
+        fake = self.generator(z).detach()
+
+        # D (critic) step: only D's parameters get gradients
+        real_out, fake_out = self.discriminator(x), self.discriminator(fake)
+        ld = d_loss(c.objective, real_out, fake_out)
+        gp = gradient_penalty(self.discriminator, x, fake) if c.objective == "wgan-gp" else torch.zeros((), device=x.device)
+        loss_d = ld + c.gp_weight * gp
+        opt_d.zero_grad(set_to_none=True)
+        backward(loss_d)
+        opt_d.step()
+        out = {"loss": loss_d.detach(), "loss_d": loss_d.detach(), "gp": gp.detach(), **self._d_out(real_out, fake_out),
+               # G's loss against this step's D before its update; logged every step so epoch means are fair
+               "loss_g": g_loss(c.objective, fake_out.detach())}
+
+        if (self._step + 1) % c.n_critic == 0:
+            # G step: D is frozen so its parameters collect no gradients
+            self.discriminator.requires_grad_(False)
+            try:
+                lg = g_loss(c.objective, self.discriminator(self.generator(z)))
+                opt_g.zero_grad(set_to_none=True)
+                backward(lg)
+                opt_g.step()
+            finally:
+                self.discriminator.requires_grad_(True)
+            if self.g_ema is not None:
+                self._update_ema()
+        return out
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        d = self.config.ema
+        for pe, p in zip(self.g_ema.parameters(), self.generator.parameters()):
+            pe.lerp_(p, 1 - d)
+        for be, b in zip(self.g_ema.buffers(), self.generator.buffers()):
+            be.copy_(b)
+
+    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Both losses on a batch with fresh noise, no update (WGAN-GP's penalty is left out: it needs gradients)."""
+        c = self.config
+        x = batch["x"] * 2 - 1
+        z = torch.randn(x.shape[0], c.latent_dim, device=x.device)
+        real_out, fake_out = self.discriminator(x), self.discriminator(self.generator(z))
+        ld = d_loss(c.objective, real_out, fake_out)
+        return {"loss": ld, "loss_d": ld.detach(), "loss_g": g_loss(c.objective, fake_out).detach(), **self._d_out(real_out, fake_out)}
+
+    def on_epoch_end(self, epoch: int) -> dict[str, float]:
+        if self._run_dir is not None:
+            from ..report.figures import image_grid  # noqa: PLC0415 - matplotlib only when a grid is written
+
+            folder = self._run_dir / "samples"
+            folder.mkdir(parents=True, exist_ok=True)
+            image_grid(self.fixed_grid(), folder / f"epoch_{epoch + 1:03d}.png", title=f"epoch {epoch + 1}")
+        return {}
+
+
+def _dcgan_init(m: nn.Module) -> None:
+    """DCGAN's init: conv weights N(0, 0.02), BatchNorm scales N(1, 0.02)."""
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
