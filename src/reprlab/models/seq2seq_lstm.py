@@ -9,6 +9,7 @@ The recurrences are sequential in time, unlike the Transformer's attention layer
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +28,8 @@ class LSTMG2PConfig:
     layers: int = 2
     dropout: float = 0.1
     label_smoothing: float = 0.1
+    schedule: Literal["constant", "cosine"] = "constant"  # learning rate after warm-up
+    warmup: int = 0  # optimizer steps of linear learning-rate warm-up
     max_len: int = 64
 
     def __post_init__(self) -> None:
@@ -34,6 +37,7 @@ class LSTMG2PConfig:
         _check(self.hidden >= 2 and self.hidden % 2 == 0, f"model.hidden must be even and >= 2, got {self.hidden}")
         _check(self.layers >= 1, f"model.layers must be >= 1, got {self.layers}")
         _check(0 <= self.dropout < 1, f"model.dropout must be in [0, 1), got {self.dropout}")
+        _check(self.warmup >= 0, f"model.warmup must be >= 0, got {self.warmup}")
         _check(0 <= self.label_smoothing < 1, f"model.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         _check(self.max_len >= 40, f"model.max_len must be >= 40, got {self.max_len}")
 

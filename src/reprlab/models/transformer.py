@@ -157,6 +157,8 @@ class TransformerG2PConfig:
     ff: int = 512
     dropout: float = 0.1
     label_smoothing: float = 0.1
+    schedule: Literal["constant", "cosine"] = "constant"  # learning rate after warm-up
+    warmup: int = 0  # optimizer steps of linear learning-rate warm-up
     norm: Literal["pre", "post"] = "pre"
     sdpa: bool = True  # F.scaled_dot_product_attention for speed; False uses the explicit softmax
     max_len: int = 64  # longest sequence the positional table covers
@@ -168,6 +170,7 @@ class TransformerG2PConfig:
         _check(self.enc_layers >= 1 and self.dec_layers >= 1, "model.enc_layers and model.dec_layers must be >= 1")
         _check(self.ff >= 1, f"model.ff must be >= 1, got {self.ff}")
         _check(0 <= self.dropout < 1, f"model.dropout must be in [0, 1), got {self.dropout}")
+        _check(self.warmup >= 0, f"model.warmup must be >= 0, got {self.warmup}")
         _check(0 <= self.label_smoothing < 1, f"model.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         _check(self.max_len >= 40, f"model.max_len must be >= 40 (CMUdict's longest word has 28 letters), got {self.max_len}")
 
