@@ -145,10 +145,13 @@ class G2PModel(ReprModel):
     def predict(self, words: Sequence[str], beam: int = 1, batch_size: int = 512) -> list[tuple[str, ...]]:
         """ARPAbet pronunciations of ``words`` (DataError for a word outside the alphabet)."""
         clean = [check_word(w) for w in words]
-        out: list[tuple[str, ...]] = []
+        order = sorted(range(len(clean)), key=lambda i: len(clean[i]))  # similar lengths decode together
+        out: list[tuple[str, ...]] = [()] * len(clean)
         dev = next(self.parameters()).device
-        for i in range(0, len(clean), batch_size):
-            out += self.decode_ids(encode_words(clean[i : i + batch_size]).to(dev), beam)
+        for i in range(0, len(order), batch_size):
+            chunk = order[i : i + batch_size]
+            for j, pron in zip(chunk, self.decode_ids(encode_words([clean[j] for j in chunk]).to(dev), beam)):
+                out[j] = pron
         return out
 
     def test_metrics(self, test_source, beam: int = 1, **_) -> dict[str, float]:
