@@ -1,0 +1,165 @@
+"""What the G2P sequence-to-sequence models share: the loss, greedy and beam decoding, WER/PER.
+
+A G2P model implements ``encode(src) -> memory`` (any object) and
+``decode_logits(memory, src, tgt_in) -> (B, T, V)`` logits for every prefix of ``tgt_in``.
+Decoding calls ``decode_logits`` on the growing prefix and keeps the last position; the
+prefixes are short (at most ~30 phonemes), so no incremental state is kept.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..data.g2p import BOS, EOS, PAD, TGT_VOCAB, check_word, decode_phones, encode_words, random_batch
+from ..errors import ConfigError, DataError
+from ..metrics.edit import wer_per
+from .base import ReprModel
+
+
+class G2PModel(ReprModel):
+    """Base of the G2P models: teacher-forced cross-entropy with label smoothing, and decoding."""
+
+    tgt_vocab = len(TGT_VOCAB)
+
+    def encode(self, src: Tensor) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def decode_logits(self, memory: Any, src: Tensor, tgt_in: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def expand_memory(self, memory: Any, k: int) -> Any:
+        """Repeat each item of ``memory`` k times along the batch (for beam search)."""
+        if isinstance(memory, Tensor):
+            return memory.repeat_interleave(k, 0)
+        return type(memory)(self.expand_memory(m, k) for m in memory)
+
+    def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
+        return self.decode_logits(self.encode(src), src, tgt_in)  # (B, T, V)
+
+    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        src, tgt = batch["src"], batch["tgt"]
+        logits = self(src, tgt[:, :-1])
+        gold = tgt[:, 1:]
+        flat, flat_gold = logits.reshape(-1, logits.shape[-1]).float(), gold.reshape(-1)
+        loss = F.cross_entropy(flat, flat_gold, ignore_index=PAD, label_smoothing=self.config.label_smoothing)
+        with torch.no_grad():
+            nll = F.cross_entropy(flat, flat_gold, ignore_index=PAD)
+            mask = gold != PAD
+            acc = ((logits.argmax(-1) == gold) & mask).sum() / mask.sum().clamp(min=1)
+        return {"loss": loss, "nll": nll, "token_acc": acc}
+
+    # ------------------------------------------------------------------ training
+    def configure_optimizers(self, trainer_cfg) -> list[torch.optim.Optimizer]:
+        from ..train.engine import make_optimizer
+
+        self._base_lr, self._clip = trainer_cfg.lr, trainer_cfg.grad_clip
+        self._lr_scale = 1.0
+        return [make_optimizer(self.parameters(), trainer_cfg)]
+
+    def on_train_step_start(self, step: int, total_steps: int) -> None:
+        """Linear warm-up over ``config.warmup`` steps, then constant or cosine decay to 0 (``config.schedule``)."""
+        warm = self.config.warmup
+        scale = min(1.0, (step + 1) / warm) if warm else 1.0
+        if self.config.schedule == "cosine" and total_steps > warm:
+            scale *= 0.5 * (1 + math.cos(math.pi * max(step - warm, 0) / (total_steps - warm)))
+        self._lr_scale = scale
+
+    def train_step(self, batch: dict[str, Tensor], optimizers, backward) -> dict[str, Tensor]:
+        opt = optimizers[0]
+        for group in opt.param_groups:
+            group["lr"] = self._base_lr * self._lr_scale
+        opt.zero_grad(set_to_none=True)
+        out = self.loss(batch)
+        backward(out["loss"])
+        if self._clip:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), self._clip)
+        opt.step()
+        out["lr"] = torch.tensor(self._base_lr * self._lr_scale)
+        return out
+
+    def example_batch(self, n: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        return random_batch(n, generator)
+
+    # ------------------------------------------------------------------ decoding
+    @torch.no_grad()
+    def greedy(self, src: Tensor, max_len: int | None = None) -> Tensor:
+        """(B, L) output ids chosen one at a time by argmax; stops at EOS or ``max_len`` phonemes."""
+        max_len = max_len or self.default_max_len(src)
+        memory = self.encode(src)
+        ys = torch.full((len(src), 1), BOS, dtype=torch.long, device=src.device)
+        done = torch.zeros(len(src), dtype=torch.bool, device=src.device)
+        for _ in range(max_len):
+            nxt = self.decode_logits(memory, src, ys)[:, -1].argmax(-1)
+            nxt = torch.where(done, torch.full_like(nxt, PAD), nxt)
+            ys = torch.cat([ys, nxt[:, None]], 1)
+            done |= nxt == EOS
+            if done.all():
+                break
+        return ys[:, 1:]
+
+    @torch.no_grad()
+    def beam(self, src: Tensor, width: int = 5, max_len: int | None = None) -> Tensor:
+        """(B, L) ids of the highest log-probability beam (no length normalization); width 1 is greedy."""
+        if width < 1:
+            raise ConfigError(f"beam width must be >= 1, got {width}")
+        max_len = max_len or self.default_max_len(src)
+        b, k, v = len(src), width, self.tgt_vocab
+        src_k = src.repeat_interleave(k, 0)
+        memory = self.expand_memory(self.encode(src), k)
+        ys = torch.full((b * k, 1), BOS, dtype=torch.long, device=src.device)
+        scores = torch.full((b, k), float("-inf"), device=src.device)
+        scores[:, 0] = 0.0  # all beams start equal: keep one so the first step does not pick duplicates
+        done = torch.zeros(b * k, dtype=torch.bool, device=src.device)
+        for _ in range(max_len):
+            lp = self.decode_logits(memory, src_k, ys)[:, -1].float().log_softmax(-1)  # (B*K, V)
+            # a finished beam only extends with PAD, at no cost
+            lp = torch.where(done[:, None], torch.full_like(lp, float("-inf")), lp)
+            lp[:, PAD] = torch.where(done, 0.0, float("-inf"))
+            cand = (scores.view(-1, 1) + lp).view(b, k * v)
+            scores, flat = cand.topk(k, dim=1)  # (B, K)
+            beam_of, token = flat // v, flat % v
+            rows = (torch.arange(b, device=src.device)[:, None] * k + beam_of).view(-1)
+            ys = torch.cat([ys[rows], token.view(-1, 1)], 1)
+            done = done[rows] | (token.view(-1) == EOS)
+            if done.all():
+                break
+        best = scores.argmax(1)
+        return ys.view(b, k, -1)[torch.arange(b), best, 1:]
+
+    def default_max_len(self, src: Tensor) -> int:
+        return min(int((src != PAD).sum(1).max()) * 2 + 5, self.config.max_len - 2)
+
+    def decode_ids(self, src: Tensor, beam: int = 1, max_len: int | None = None) -> list[tuple[str, ...]]:
+        was = self.training
+        self.eval()
+        try:
+            ids = self.greedy(src, max_len) if beam == 1 else self.beam(src, beam, max_len)
+        finally:
+            self.train(was)
+        return [decode_phones(row.tolist()) for row in ids]
+
+    def predict(self, words: Sequence[str], beam: int = 1, batch_size: int = 512) -> list[tuple[str, ...]]:
+        """ARPAbet pronunciations of ``words`` (DataError for a word outside the alphabet)."""
+        clean = [check_word(w) for w in words]
+        order = sorted(range(len(clean)), key=lambda i: len(clean[i]))  # similar lengths decode together
+        out: list[tuple[str, ...]] = [()] * len(clean)
+        dev = next(self.parameters()).device
+        for i in range(0, len(order), batch_size):
+            chunk = order[i : i + batch_size]
+            for j, pron in zip(chunk, self.decode_ids(encode_words([clean[j] for j in chunk]).to(dev), beam)):
+                out[j] = pron
+        return out
+
+    def test_metrics(self, test_source, beam: int = 1, **_) -> dict[str, float]:
+        """WER and PER (fractions) of decoded test words against every reference pronunciation."""
+        if not hasattr(test_source, "references"):
+            raise DataError("WER/PER need a G2P test source with reference pronunciations")
+        preds = self.predict(test_source.words, beam=beam)
+        return wer_per(preds, test_source.references)
+
+
+__all__ = ["G2PModel"]
