@@ -70,8 +70,12 @@ def download_imagenet_resnet18() -> dict[str, Tensor]:
     """torchvision's ImageNet ResNet-18 weights (needs internet, or torchvision's cache)."""
     from torchvision.models import ResNet18_Weights
 
+    import contextlib
+    import io
+
     try:
-        return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+        with contextlib.redirect_stderr(io.StringIO()):  # torch.hub's "Downloading ..." line; errors are ours to report
+            return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
     except Exception as e:  # URLError, OSError, RuntimeError for a partial download ...
         raise CheckpointError(
             f"cannot download torchvision's ImageNet ResNet-18 weights ({e.__class__.__name__}); on a machine with "
