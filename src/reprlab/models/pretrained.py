@@ -40,8 +40,9 @@ def _unwrap(obj, where: str) -> dict[str, Tensor]:
     if bad:
         raise CheckpointError(f"{where} is not a state dict: entry {bad[0]!r} is not a named tensor")
     # a reprlab classifier's own keys (backbone.*, head.*) are accepted too
-    if all(k.startswith(("backbone.", "head.")) for k in obj):
-        obj = {(k[len("backbone."):] if k.startswith("backbone.") else HEAD_PREFIX + k[len("head."):]): v for k, v in obj.items()}
+    if any(k.startswith("backbone.") for k in obj) and all(k.startswith(("backbone.", "head.", "feature_")) for k in obj):
+        obj = {(k[len("backbone."):] if k.startswith("backbone.") else HEAD_PREFIX + k[len("head."):]): v
+               for k, v in obj.items() if not k.startswith("feature_")}
     return dict(obj)
 
 
