@@ -117,7 +117,9 @@ def test_encode_features(cli, source, tmp_path):
     assert rc == 0, err
     f = np.load(tmp_path / "f.npy")
     m = reprlab.load(source)
-    x = __import__("reprlab.data", fromlist=["load_images"]).load_images("digits-28").test[0]
+    from reprlab.data import load_images
+
+    x = load_images("digits-28").test[0]
     assert f.shape == (360, 32) and np.allclose(f, m.features(x).numpy(), atol=1e-5)
     rc, out, err = cli("train", "ae_mlp", "--data", "digits", "--epochs", "1", "--model.code_dim=2", "--out", tmp_path / "ae", *FAST)
     assert rc == 0, err
