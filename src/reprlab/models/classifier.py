@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import _check
+from ..errors import DataError
 from ..registry import register_model
 from .backbones import BACKBONE_BLOCKS, make_backbone
 from .base import ReprModel
@@ -71,6 +72,10 @@ class Classifier(ReprModel):
         return self.backbone.num_features
 
     def forward_features(self, x: Tensor) -> Tensor:
+        if tuple(x.shape[1:]) != tuple(self.config.input_shape):
+            # both backbones would run on other sizes (global pooling) and quietly give wrong answers
+            have, want = "x".join(map(str, x.shape[1:])), "x".join(map(str, self.config.input_shape))
+            raise DataError(f"images are {have} but the classifier takes {want}; resize them first (reprlab transfer --resize)")
         return self.backbone(x)  # (B, F)
 
     def forward_head(self, features: Tensor) -> Tensor:
