@@ -26,7 +26,7 @@ from reprlab.config import TrainerConfig  # noqa: E402
 from reprlab.data.batches import TensorBatches  # noqa: E402
 from reprlab.train.engine import Trainer, seed_everything  # noqa: E402
 
-BATCH, STEPS, REPEATS, WIDTH = 128, 40, 3, 32
+BATCH, STEPS, REPEATS, WIDTH = 128, 20, 3, 32
 
 
 def data():

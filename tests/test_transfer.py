@@ -168,3 +168,19 @@ def test_cosine_schedule_scales_every_group():
     m.on_train_step_start(0, 100)
     m.train_step(batch, [opt], lambda loss: loss.backward())
     assert sorted(g["lr"] for g in opt.param_groups) == pytest.approx([0.01, 0.1])
+
+
+def test_head_input_standardization(source, digits28):
+    x, _ = digits28
+    m = target_model(source, 10, "frozen", standardize_on=x)
+    f = (m.features(x) - m.feature_mean) / m.feature_std
+    live = m.feature_std > 1e-3  # dead (constant) features keep the floor of the clamp
+    assert live.sum() >= 16 and f.mean(0).abs().max() < 1e-4 and (f.std(0)[live] - 1).abs().max() < 1e-3
+    s = target_model(source, 10, "scratch", standardize_on=x)  # nothing pre-trained to measure
+    assert torch.equal(s.feature_std, torch.ones_like(s.feature_std))
+
+
+def test_wrong_image_size_is_an_error_not_a_silent_answer():
+    m = create_model("classifier", width=8)
+    with pytest.raises(DataError, match="images are 1x8x8 but the classifier takes 1x28x28"):
+        m(torch.rand(2, 1, 8, 8))

@@ -108,3 +108,20 @@ def test_resize_fixes_the_shape(cli, source, tmp_path):
                        "--labels-per-class", "10", "--out", tmp_path / "r")
     assert rc == 0, err
     assert json.loads((tmp_path / "r" / "final_metrics.json").read_text())["test/acc"] > 0.5
+
+
+def test_encode_features(cli, source, tmp_path):
+    import numpy as np
+
+    rc, out, err = cli("encode", source, "--features", "-o", tmp_path / "f.npy")
+    assert rc == 0, err
+    f = np.load(tmp_path / "f.npy")
+    m = reprlab.load(source)
+    from reprlab.data import load_images
+
+    x = load_images("digits-28").test[0]
+    assert f.shape == (360, 32) and np.allclose(f, m.features(x).numpy(), atol=1e-5)
+    rc, out, err = cli("train", "ae_mlp", "--data", "digits", "--epochs", "1", "--model.code_dim=2", "--out", tmp_path / "ae", *FAST)
+    assert rc == 0, err
+    rc, out, err = cli("encode", tmp_path / "ae", "--features", "-o", tmp_path / "g.npy")
+    assert rc == 2 and "has no backbone" in one_line(err) and not (tmp_path / "g.npy").exists()

@@ -14,6 +14,7 @@ def register(sub) -> None:
     p.add_argument("--data", help="dataset (default: the one the run was trained on)")
     p.add_argument("--data-dir", help="folder with the dataset files")
     p.add_argument("--split", choices=["train", "val", "test"], default="test")
+    p.add_argument("--features", action="store_true", help="backbone features (classifiers) instead of the model's code")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=run)
 
@@ -29,8 +30,11 @@ def run(args: argparse.Namespace) -> int:
     out = refuse_existing_output(args.output, args.overwrite)
     saved = read_run_config(args.run)
     model = load_run(args.run)
+    if args.features and not hasattr(model, "forward_features"):
+        raise ConfigError(f"model {saved['model']!r} has no backbone; --features works for classifiers (reprlab train classifier)")
     if not hasattr(model, "encode"):
         raise ConfigError(f"model {saved['model']!r} has no encoder to take codes from")
+    take = model.forward_features if args.features else model.encode
     data = saved.get("data", {})
     d = load_images(args.data or data.get("name", "fashion-mnist"), args.data_dir or data.get("data_dir"), data.get("val_size", 5000))
     x, y = getattr(d, args.split)
@@ -38,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if tuple(x.shape[1:]) != want:
         raise ConfigError(f"{d.name} images have shape {tuple(x.shape[1:])} but the model takes {want}")
     with torch.no_grad():
-        codes = torch.cat([model.encode(x[i:i + 1024]) for i in range(0, len(x), 1024)])
+        codes = torch.cat([take(x[i:i + 1024]) for i in range(0, len(x), 1024)])
     np.save(out, codes.numpy())
     labels = str(out)[:-4] + ".labels.npy" if str(out).endswith(".npy") else str(out) + ".labels.npy"
     np.save(labels, y.numpy())

@@ -69,11 +69,13 @@ def register(sub) -> None:
 
 
 # ---------------------------------------------------------------------------- library functions
-def target_model(source, num_classes: int, mode: str, unfreeze: int = 1, backbone_lr_mult: float = 0.1, **config: Any):
+def target_model(source, num_classes: int, mode: str, unfreeze: int = 1, backbone_lr_mult: float = 0.1,
+                 standardize_on: Tensor | None = None, **config: Any):
     """A classifier for ``num_classes`` classes in ``mode``, with ``source``'s backbone weights (None: random init).
 
     ``source`` is a trained :class:`~reprlab.models.classifier.Classifier`; ``config`` sets other fields
-    (backbone, width, input_shape) when there is no source.
+    (backbone, width, input_shape) when there is no source. ``standardize_on``: target training images
+    whose pre-trained features set the head's input standardization (not in mode scratch).
     """
     from ..registry import build_config, create_model
 
@@ -85,6 +87,8 @@ def target_model(source, num_classes: int, mode: str, unfreeze: int = 1, backbon
     model = create_model("classifier", **values)
     if source is not None and mode != "scratch":
         model.backbone.load_state_dict(source.backbone.state_dict())
+        if standardize_on is not None:
+            model.standardize_features(standardize_on)
     return model
 
 
@@ -168,7 +172,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.labels_per_class:
         x_tr, y_tr = label_budget(x_tr, y_tr, args.labels_per_class, trainer_cfg.seed, d.num_classes, d.classes)
     seed_everything(trainer_cfg.seed)
-    model = target_model(source, d.num_classes, args.mode, args.unfreeze, args.backbone_lr_mult, lr_schedule=args.lr_schedule, **values)
+    model = target_model(source, d.num_classes, args.mode, args.unfreeze, args.backbone_lr_mult,
+                         standardize_on=x_tr, lr_schedule=args.lr_schedule, **values)
     print(loaded, file=sys.stderr)
     print(f"target: {d.name}, {len(x_tr)} labelled training images, {len(x_te)} test images, {d.num_classes} classes", file=sys.stderr)
     t0 = time.perf_counter()

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import _check
+from ..errors import DataError
 from ..registry import register_model
 from .backbones import BACKBONE_BLOCKS, make_backbone
 from .base import ReprModel
@@ -60,6 +61,9 @@ class Classifier(ReprModel):
         super().__init__(config)
         self.backbone = make_backbone(config.backbone, config.input_shape[0], config.width)
         self.head = nn.Linear(self.backbone.num_features, config.num_classes)
+        # the head sees standardized features; identity until standardize_features() measures a target
+        self.register_buffer("feature_mean", torch.zeros(self.backbone.num_features))
+        self.register_buffer("feature_std", torch.ones(self.backbone.num_features))
         self.apply_freeze()
 
     # ------------------------------------------------------------------ transfer API
@@ -68,10 +72,24 @@ class Classifier(ReprModel):
         return self.backbone.num_features
 
     def forward_features(self, x: Tensor) -> Tensor:
+        if tuple(x.shape[1:]) != tuple(self.config.input_shape):
+            # both backbones would run on other sizes (global pooling) and quietly give wrong answers
+            have, want = "x".join(map(str, x.shape[1:])), "x".join(map(str, self.config.input_shape))
+            raise DataError(f"images are {have} but the classifier takes {want}; resize them first (reprlab transfer --resize)")
         return self.backbone(x)  # (B, F)
 
     def forward_head(self, features: Tensor) -> Tensor:
-        return self.head(features)  # (B, num_classes)
+        return self.head((features - self.feature_mean) / self.feature_std)  # (B, num_classes)
+
+    def standardize_features(self, x: Tensor) -> None:
+        """Let the head see the backbone's features of ``x`` standardized (as a linear probe or SVM would).
+
+        A new head on raw features learns slowly when their scales are small; this fixes the
+        scales once, before training, from the target's training images.
+        """
+        f = self.features(x)  # (N, F)
+        self.feature_mean.copy_(f.mean(0))
+        self.feature_std.copy_(f.std(0).clamp_min(1e-3) if len(f) > 1 else torch.ones_like(f[0]))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))

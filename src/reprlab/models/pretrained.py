@@ -40,8 +40,9 @@ def _unwrap(obj, where: str) -> dict[str, Tensor]:
     if bad:
         raise CheckpointError(f"{where} is not a state dict: entry {bad[0]!r} is not a named tensor")
     # a reprlab classifier's own keys (backbone.*, head.*) are accepted too
-    if all(k.startswith(("backbone.", "head.")) for k in obj):
-        obj = {(k[len("backbone."):] if k.startswith("backbone.") else HEAD_PREFIX + k[len("head."):]): v for k, v in obj.items()}
+    if any(k.startswith("backbone.") for k in obj) and all(k.startswith(("backbone.", "head.", "feature_")) for k in obj):
+        obj = {(k[len("backbone."):] if k.startswith("backbone.") else HEAD_PREFIX + k[len("head."):]): v
+               for k, v in obj.items() if not k.startswith("feature_")}
     return dict(obj)
 
 
@@ -70,8 +71,12 @@ def download_imagenet_resnet18() -> dict[str, Tensor]:
     """torchvision's ImageNet ResNet-18 weights (needs internet, or torchvision's cache)."""
     from torchvision.models import ResNet18_Weights
 
+    import contextlib
+    import io
+
     try:
-        return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+        with contextlib.redirect_stderr(io.StringIO()):  # torch.hub's "Downloading ..." line; errors are ours to report
+            return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
     except Exception as e:  # URLError, OSError, RuntimeError for a partial download ...
         raise CheckpointError(
             f"cannot download torchvision's ImageNet ResNet-18 weights ({e.__class__.__name__}); on a machine with "
