@@ -130,7 +130,7 @@ def run(ctx: StudyContext) -> StudyResult:
             m, curve, hist, dt = _train_gan(obj, x_tr, p, s, clf, ref_feats, ctx.progress)
             sc = _score(m.sample(p["n_samples"], generator=torch.Generator().manual_seed(s)), clf, ref_feats, p, s)
             # a critic's score has no threshold, so D accuracy is only defined for the two GAN losses
-            sc["d_acc"] = _d_accuracy(m, x_te[:2000], s) if obj != "wgan-gp" else float("nan")
+            sc["d_acc"] = _d_accuracy(m, x_te[:2000], s) if obj != "wgan-gp" else None
             sc["d_real"], sc["d_fake"] = hist[-1]["train/d_real"], hist[-1]["train/d_fake"]
             scores[obj].append(sc)
             curves[obj].append(curve)
