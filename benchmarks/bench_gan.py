@@ -33,7 +33,7 @@ from reprlab.train.engine import Trainer, seed_everything  # noqa: E402
 BATCH = 64
 WIDTH = 32
 LATENT = 64
-STEPS = 60
+STEPS = 150
 REPEATS = 3
 
 

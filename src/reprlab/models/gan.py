@@ -221,13 +221,19 @@ class DCGAN(ReprModel):
         c = self.config
         opt_d, opt_g = optimizers
         x = batch["x"] * 2 - 1  # (B, C, H, W) in [-1, 1]
+        g_turn = (self._step + 1) % c.n_critic == 0
         z = torch.randn(x.shape[0], c.latent_dim, device=x.device)
-        fake = self.generator(z).detach()
+        # one G forward serves both steps; its graph is kept only when G will be updated
+        with torch.set_grad_enabled(g_turn):
+            fake = self.generator(z)  # (B, C, H, W)
+        fake_d = fake.detach()
 
-        # D (critic) step: only D's parameters get gradients
-        real_out, fake_out = self.discriminator(x), self.discriminator(fake)
+        # D (critic) step: only D's parameters get gradients. D has no BatchNorm, so real and fake
+        # images can go through it as one batch.
+        out_d = self.discriminator(torch.cat([x, fake_d]))
+        real_out, fake_out = out_d[: len(x)], out_d[len(x):]
         ld = d_loss(c.objective, real_out, fake_out)
-        gp = gradient_penalty(self.discriminator, x, fake) if c.objective == "wgan-gp" else torch.zeros((), device=x.device)
+        gp = gradient_penalty(self.discriminator, x, fake_d) if c.objective == "wgan-gp" else torch.zeros((), device=x.device)
         loss_d = ld + c.gp_weight * gp
         opt_d.zero_grad(set_to_none=True)
         backward(loss_d)
@@ -236,11 +242,11 @@ class DCGAN(ReprModel):
                # G's loss against this step's D before its update; logged every step so epoch means are fair
                "loss_g": g_loss(c.objective, fake_out.detach())}
 
-        if (self._step + 1) % c.n_critic == 0:
-            # G step: D is frozen so its parameters collect no gradients
+        if g_turn:
+            # G step against the updated D; D is frozen so its parameters collect no gradients
             self.discriminator.requires_grad_(False)
             try:
-                lg = g_loss(c.objective, self.discriminator(self.generator(z)))
+                lg = g_loss(c.objective, self.discriminator(fake))
                 opt_g.zero_grad(set_to_none=True)
                 backward(lg)
                 opt_g.step()
