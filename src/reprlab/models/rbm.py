@@ -66,10 +66,13 @@ class RBM(ReprModel):
         v = v.flatten(1)
         return -(v @ self.b) - F.softplus(F.linear(v, self.W, self.c)).sum(1)
 
-    def gibbs(self, v: Tensor, k: int) -> Tensor:
-        """k steps v -> h -> v, sampling h always and v on all but the last step (unless sample_visible)."""
+    def gibbs(self, v: Tensor, k: int, h_probs: Tensor | None = None) -> Tensor:
+        """k steps v -> h -> v, sampling h always and v on all but the last step (unless sample_visible).
+
+        ``h_probs``, if given, is p(h|v) for the starting ``v`` (saves recomputing it).
+        """
         for i in range(k):
-            h = torch.bernoulli(self.hidden_probs(v))
+            h = torch.bernoulli(h_probs if (i == 0 and h_probs is not None) else self.hidden_probs(v))
             pv = self.visible_probs(h)
             v = torch.bernoulli(pv) if (self.config.sample_visible or i < k - 1) else pv
         return v
@@ -82,11 +85,11 @@ class RBM(ReprModel):
         return self.reconstruct(x)
 
     # ------------------------------------------------------------- training
-    def negative_phase(self, v0: Tensor) -> Tensor:
+    def negative_phase(self, v0: Tensor, h0_probs: Tensor | None = None) -> Tensor:
         """The negative samples v_k: from the data (CD-k) or from the persistent chains (PCD)."""
         with torch.no_grad():
             if not self.config.persistent:
-                return self.gibbs(v0, self.config.k)
+                return self.gibbs(v0, self.config.k, h0_probs)
             if self.chain.shape != v0.shape:
                 self.chain = torch.bernoulli(v0)  # (re)start the chains from the data
             pv = self.gibbs(self.chain, self.config.k)
@@ -96,11 +99,13 @@ class RBM(ReprModel):
     def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         v0 = batch["x"].flatten(1)  # (B, D)
         check_unit_interval(v0, "an RBM")
-        vk = self.negative_phase(v0)
-        fe_data = self.free_energy(v0).mean()
+        a0 = F.linear(v0, self.W, self.c)  # (B, H) hidden pre-activations, shared by F(v0), CD and the logged recon
+        fe_data = (-(v0 @ self.b) - F.softplus(a0).sum(1)).mean()
+        h0 = torch.sigmoid(a0.detach())
+        vk = self.negative_phase(v0, h0)
         fe_model = self.free_energy(vk.detach()).mean()
         with torch.no_grad():
-            recon = F.mse_loss(self.reconstruct(v0), v0)
+            recon = F.mse_loss(self.visible_probs(h0), v0)
         return {"loss": fe_data - fe_model, "recon": recon, "free_energy": fe_data.detach()}
 
     def eval_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
