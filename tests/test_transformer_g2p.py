@@ -125,3 +125,13 @@ def test_transformer_study_smoke(tmp_path):
     assert len(res.findings) == 3 and all(f.verdict in ("supported", "not supported", "inconclusive") for f in res.findings)
     for runs in res.data["runs"].values():
         assert all(0 <= r["wer"] <= 1 and r["tokens_per_s"] > 0 for r in runs)
+
+
+def test_shipped_test_list_is_the_documented_file():
+    import hashlib
+    from importlib import resources
+
+    root = resources.files("reprlab.data").joinpath("cmudict")
+    data = root.joinpath("cmudict-0.7b.test").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == "ece787fd3d88c7b130d43e7c2307ac11e6dfb4c052d661c37808ec7ed1df8574"  # PROVENANCE.md
+    assert "BSD" in root.joinpath("ThirdPartyNotice.md").read_text()
