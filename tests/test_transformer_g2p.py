@@ -111,3 +111,27 @@ def test_cli_bad_input_exits_2_with_one_line(cli, g2p_run, args, msg):
     assert rc == 2
     assert len(err.strip().splitlines()) == 1 and msg in err
     assert "Traceback" not in err
+
+
+def test_transformer_study_smoke(tmp_path):
+    from reprlab.studies.base import run_study
+
+    threads = torch.get_num_threads()
+    res = run_study("transformer", "smoke", tmp_path, seeds=(0,), progress=False)
+    assert torch.get_num_threads() == threads
+    assert (tmp_path / "transformer" / "results.json").is_file() and (tmp_path / "transformer" / "attention.png").is_file()
+    params = res.data["params"]
+    assert abs(params["Transformer"] - params["LSTM+attention"]) / params["Transformer"] < 0.05  # matched sizes
+    assert len(res.findings) == 3 and all(f.verdict in ("supported", "not supported", "inconclusive") for f in res.findings)
+    for runs in res.data["runs"].values():
+        assert all(0 <= r["wer"] <= 1 and r["tokens_per_s"] > 0 for r in runs)
+
+
+def test_shipped_test_list_is_the_documented_file():
+    import hashlib
+    from importlib import resources
+
+    root = resources.files("reprlab.data").joinpath("cmudict")
+    data = root.joinpath("cmudict-0.7b.test").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == "ece787fd3d88c7b130d43e7c2307ac11e6dfb4c052d661c37808ec7ed1df8574"  # PROVENANCE.md
+    assert "BSD" in root.joinpath("ThirdPartyNotice.md").read_text()

@@ -193,6 +193,11 @@ class TransformerG2P(G2PModel):
         self.enc_norm = nn.LayerNorm(d) if pre else nn.Identity()
         self.dec_norm = nn.LayerNorm(d) if pre else nn.Identity()
         self.head = nn.Linear(d, len(TGT_VOCAB))
+        # embeddings start at std d^-1/2, so after the sqrt(d) scaling they are unit-sized like the
+        # positions; torch's N(0, 1) default would make them sqrt(d) times larger and drown the positions
+        for emb in (self.src_emb, self.tgt_emb):
+            nn.init.normal_(emb.weight, std=d**-0.5)
+            emb.weight.data[PAD].zero_()
 
     def _embed(self, emb: nn.Embedding, ids: Tensor) -> Tensor:
         return self.drop(self.pos(emb(ids) * math.sqrt(self.config.d_model)))
