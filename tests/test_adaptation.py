@@ -312,3 +312,26 @@ def test_sklearn_estimator_checks():
     from reprlab.sklearn import DomainAdaptationClassifier
 
     check_estimator(DomainAdaptationClassifier(method="coral", epochs=10, random_state=0))
+
+
+# ----------------------------------------------------------------------------- study
+def test_smoke_study_writes_results_with_consistent_numbers(tmp_path):
+    import json
+
+    from reprlab.studies.adaptation import gap_closed
+    from reprlab.studies.base import run_study
+
+    res = run_study("adaptation", "smoke", tmp_path, progress=False)
+    data = json.loads((tmp_path / "adaptation" / "results.json").read_text())
+    moons = data["data"]["moons"]
+    acc = moons["target_acc"]
+    assert set(acc) == {"source-only", "mmd", "coral", "dann", "pseudo-label", "target-oracle"}
+    assert all(0.3 <= a[0] <= 1.0 for a in acc.values())
+    assert acc["target-oracle"][0] > 0.95  # trained on the target labels of an easy task
+    lo, hi = acc["source-only"][0], acc["target-oracle"][0]
+    assert moons["gap_closed"]["dann"][0] == pytest.approx((acc["dann"][0] - lo) / (hi - lo))
+    assert gap_closed(acc, "mmd") == moons["gap_closed"]["mmd"]
+    assert all(0 <= v <= 2 for v in moons["proxy_a_distance"].values())
+    for fig in ("gap_closed.png", "tsne_moons.png", "moons_boundaries.png"):
+        assert (tmp_path / "adaptation" / fig).stat().st_size > 5000
+    assert {f.verdict for f in res.findings} <= {"supported", "not supported", "mixed"}

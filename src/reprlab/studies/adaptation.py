@@ -23,8 +23,8 @@ ADAPT = ("mmd", "coral", "dann", "pseudo-label")
 # per pair: training examples per domain (0 = all), epochs, batch size, learning rate
 PRESETS = {
     "smoke": {"moons": dict(limit=0, epochs=20, batch=64, lr=1e-3)},
-    "quick": {"moons": dict(limit=0, epochs=100, batch=64, lr=1e-3),
-              "fashion": dict(limit=4000, epochs=3, batch=128, lr=1e-3)},
+    "quick": {"moons": dict(limit=0, epochs=60, batch=128, lr=3e-3),
+              "fashion": dict(limit=2000, epochs=2, batch=128, lr=1e-3)},
     "full": {"moons": dict(limit=0, epochs=200, batch=64, lr=1e-3),
              "fashion": dict(limit=0, epochs=10, batch=128, lr=1e-3)},
 }
