@@ -220,10 +220,14 @@ def _train_moons(name, epochs, seed=0, **model):
 
 
 def test_dann_beats_source_only_on_rotated_moons():
-    src, _, _ = _train_moons("da_source_only", 100)
-    dann, m, metrics = _train_moons("da_dann", 100)
-    assert m.criterion.grl.coeff > 0.99  # the schedule reached λ ≈ 1
-    assert src < 0.85 and dann > src + 0.05, (src, dann)
+    # one seed of adversarial training is noisy (0.78 vs 0.75 at seed 0), so compare over three
+    src = [_train_moons("da_source_only", 100, seed=s)[0] for s in range(3)]
+    runs = [_train_moons("da_dann", 100, seed=s) for s in range(3)]
+    dann = [r[0] for r in runs]
+    assert all(r[1].criterion.grl.coeff > 0.99 for r in runs)  # the schedule reached λ ≈ 1
+    mean_src, mean_dann = sum(src) / 3, sum(dann) / 3
+    assert mean_src < 0.85 and mean_dann > mean_src + 0.05, (src, dann)
+    assert sum(d > s for s, d in zip(src, dann)) >= 2, (src, dann)
 
 
 def test_pseudo_label_table_refreshes_every_epoch():
