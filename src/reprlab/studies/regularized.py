@@ -33,7 +33,7 @@ PRESETS = {
                   n_probe=500, probe_iter=100, levels=(0.0, 0.25, 0.5)),
     "quick": dict(dataset="fashion-mnist", n_train=10000, epochs=10, vae_epochs=10, code=64, vae_hidden=(256,), nll_k=100,
                   nll_n=1000, n_probe=5000, probe_iter=200, levels=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5)),
-    "full": dict(dataset="fashion-mnist", n_train=0, epochs=50, vae_epochs=100, code=64, vae_hidden=(512, 256), nll_k=5000,
+    "full": dict(dataset="fashion-mnist", n_train=0, epochs=50, vae_epochs=100, code=40, vae_hidden=(512, 256), nll_k=5000,
                  nll_n=0, n_probe=0, probe_iter=500, levels=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5)),
 }
 RHO, SPARSITY_WEIGHT, DAE_NOISE = 0.05, 0.05, 0.3
@@ -42,7 +42,8 @@ RHO, SPARSITY_WEIGHT, DAE_NOISE = 0.05, 0.05, 0.3
 def _train(name: str, x: torch.Tensor, seed: int, epochs: int, progress: bool, lr: float = 1e-3, **cfg):
     seed_everything(seed)
     model = create_model(name, input_shape=tuple(x.shape[1:]), **cfg)
-    tcfg = TrainerConfig(epochs=epochs, batch_size=100, lr=lr, seed=seed, progress=progress, tensorboard=False)
+    # one thread: these models are small, and two threads on a busy 2-core machine can be 40x slower (spinning)
+    tcfg = TrainerConfig(epochs=epochs, batch_size=100, lr=lr, seed=seed, progress=progress, tensorboard=False, threads=1)
     Trainer(tcfg, description=f"{name} seed={seed}").fit(model, TensorBatches({"x": x}, 100, seed=seed))
     return model.eval()
 
