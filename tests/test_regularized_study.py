@@ -8,7 +8,7 @@ def test_smoke_preset_writes_tables_figures_and_verdicts(tmp_path):
     res = run_study("regularized", "smoke", tmp_path, progress=False)
     out = json.loads((tmp_path / "regularized" / "results.json").read_text())
     assert out["verdict"] in ("supported", "not supported", "mixed")
-    assert len(out["findings"]) == 3 and all(f["verdict"] in ("supported", "not supported", "mixed") for f in out["findings"])
+    assert len(out["findings"]) == 4 and all(f["verdict"] in ("supported", "not supported", "mixed") for f in out["findings"])
     titles = " ".join(t["title"] for t in out["tables"])
     for what in ("Gaussian noise", "sparsity", "Linear probe", "log-likelihood"):
         assert what in titles
