@@ -1,6 +1,8 @@
 """Every bad input gets one clear line on stderr and exit code 2, and nothing is overwritten."""
 import json
 
+from pathlib import Path
+
 import pytest
 
 from conftest import run_subprocess
@@ -179,3 +181,8 @@ def test_datasets_command(cli):
 def test_models_command(cli):
     rc, out, _ = cli("models")
     assert rc == 0 and "ae_mlp" in out
+    # every model names the file that holds it, and that file exists
+    src = Path(__file__).resolve().parents[1] / "src" / "reprlab"
+    for line in out.splitlines():
+        name, task, where = line.split()[:3]
+        assert (src / where).is_file(), line

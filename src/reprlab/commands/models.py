@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    p = sub.add_parser("models", help="list the registered models", description="List every registered model with its data task.")
+    p = sub.add_parser("models", help="list the registered models", description="List every registered model with its data task and the file that holds it.")
     p.set_defaults(func=run)
 
 
@@ -12,5 +12,6 @@ def run(args) -> int:
 
     for name in list_models():
         s = get_spec(name)
-        print(f"{name:<22} {s.task:<10} {s.description}")
+        where = "models/" + s.cls.__module__.rsplit(".", 1)[-1] + ".py"
+        print(f"{name:<20} {s.task:<8} {where:<26} {s.description}")
     return 0
