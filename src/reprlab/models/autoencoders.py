@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..config import _check
 from ..registry import register_model
-from .base import ReprModel, check_unit_interval, mlp
+from .base import ReprModel, check_unit_interval, conv_down, conv_up, mlp
 
 
 @dataclass(frozen=True)
@@ -101,24 +101,11 @@ class ConvAutoencoder(_ReconstructionMixin, ReprModel):
 
     def __init__(self, config: ConvAutoencoderConfig):
         super().__init__(config)
-        c, h, w = config.input_shape
-        layers: list[nn.Module] = []
-        prev = c
-        for ch in config.channels:
-            layers += [nn.Conv2d(prev, ch, 3, stride=2, padding=1), nn.ReLU()]
-            prev = ch
-            h, w = (h + 1) // 2, (w + 1) // 2
-        self.feat_shape = (prev, h, w)
-        self.encoder = nn.Sequential(*layers, nn.Flatten(), nn.Linear(prev * h * w, config.code_dim))
-        up: list[nn.Module] = []
-        chans = list(reversed(config.channels))
-        for i, ch in enumerate(chans):
-            nxt = chans[i + 1] if i + 1 < len(chans) else c
-            up.append(nn.ConvTranspose2d(ch, nxt, 4, stride=2, padding=1))
-            if i + 1 < len(chans):
-                up.append(nn.ReLU())
-        self.fc = nn.Linear(config.code_dim, prev * h * w)
-        self.decoder = nn.Sequential(*up)
+        layers, self.feat_shape = conv_down(config.input_shape, config.channels)
+        self.encoder = nn.Sequential(*layers, nn.Flatten(), nn.Linear(math.prod(self.feat_shape), config.code_dim))
+        up = conv_up(config.channels, config.input_shape[0])
+        self.fc = nn.Linear(config.code_dim, math.prod(self.feat_shape))
+        self.decoder = up
 
     def encode(self, x: Tensor) -> Tensor:
         return self.encoder(x)  # (B, code_dim)

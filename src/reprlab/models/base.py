@@ -72,6 +72,31 @@ def mlp(sizes: list[int], act: type[nn.Module] = nn.ReLU, last_act: nn.Module | 
     return nn.Sequential(*layers)
 
 
+def conv_down(input_shape: tuple[int, int, int], channels: tuple[int, ...]) -> tuple[list[nn.Module], tuple[int, int, int]]:
+    """Stride-2 3x3 convs with ReLU (each halves H and W, rounding up) and the feature shape they end at."""
+    c, h, w = input_shape
+    layers: list[nn.Module] = []
+    prev = c
+    for ch in channels:
+        layers += [nn.Conv2d(prev, ch, 3, stride=2, padding=1), nn.ReLU()]
+        prev = ch
+        h, w = (h + 1) // 2, (w + 1) // 2
+    return layers, (prev, h, w)
+
+
+def conv_up(channels: tuple[int, ...], out_channels: int) -> nn.Sequential:
+    """The mirror of ``conv_down``: stride-2 4x4 transposed convs (ReLU between) back to ``out_channels``;
+    the output is at least as large as the input was, so callers crop it to (H, W)."""
+    chans = list(reversed(channels))
+    up: list[nn.Module] = []
+    for i, ch in enumerate(chans):
+        nxt = chans[i + 1] if i + 1 < len(chans) else out_channels
+        up.append(nn.ConvTranspose2d(ch, nxt, 4, stride=2, padding=1))
+        if i + 1 < len(chans):
+            up.append(nn.ReLU())
+    return nn.Sequential(*up)
+
+
 def check_unit_interval(x: Tensor, what: str) -> None:
     """Bernoulli/BCE losses need targets in [0, 1]."""
     lo, hi = float(x.min()), float(x.max())

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from ..config import _check
 from ..errors import ConfigError
 from ..registry import register_model
-from .base import ReprModel, check_unit_interval, mlp
+from .base import ReprModel, check_unit_interval, conv_down, conv_up, mlp
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -240,25 +240,11 @@ class ConvVAE(_VAE):
 
     def __init__(self, config: ConvVAEConfig):
         super().__init__(config)
-        c, h, w = config.input_shape
-        layers: list[nn.Module] = []
-        prev = c
-        for ch in config.channels:
-            layers += [nn.Conv2d(prev, ch, 3, stride=2, padding=1), nn.ReLU()]
-            prev = ch
-            h, w = (h + 1) // 2, (w + 1) // 2
-        self.feat_shape = (prev, h, w)
+        layers, self.feat_shape = conv_down(config.input_shape, config.channels)
         self.encoder = nn.Sequential(*layers, nn.Flatten())
-        self.to_params = nn.Linear(prev * h * w, 2 * config.latent_dim)
-        self.fc = nn.Linear(config.latent_dim, prev * h * w)
-        up: list[nn.Module] = []
-        chans = list(reversed(config.channels))
-        for i, ch in enumerate(chans):
-            nxt = chans[i + 1] if i + 1 < len(chans) else c
-            up.append(nn.ConvTranspose2d(ch, nxt, 4, stride=2, padding=1))
-            if i + 1 < len(chans):
-                up.append(nn.ReLU())
-        self.decoder = nn.Sequential(*up)
+        self.to_params = nn.Linear(math.prod(self.feat_shape), 2 * config.latent_dim)
+        self.fc = nn.Linear(config.latent_dim, math.prod(self.feat_shape))
+        self.decoder = conv_up(config.channels, config.input_shape[0])
 
     def encoder_params(self, x: Tensor) -> tuple[Tensor, Tensor]:
         mu, logvar = self.to_params(self.encoder(x)).chunk(2, dim=1)
