@@ -6,6 +6,8 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._training import fit_registered_model, standardization
+
 
 class AutoencoderTransformer(TransformerMixin, BaseEstimator):
     """Learn a ``code_dim``-dimensional code of tabular data with an MLP autoencoder.
@@ -23,22 +25,11 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y=None):
-        from ..config import TrainerConfig
-        from ..data.batches import TensorBatches
-        from ..registry import create_model
-        from ..train.engine import Trainer, seed_everything
-
         X = validate_data(self, X, dtype=np.float32)
-        self.mean_ = X.mean(axis=0)
-        self.scale_ = X.std(axis=0)
-        self.scale_[self.scale_ == 0] = 1.0
-        seed = 0 if self.random_state is None else int(self.random_state)
-        seed_everything(seed)
-        self.model_ = create_model("ae_mlp", input_shape=(X.shape[1],), code_dim=self.code_dim, hidden=tuple(self.hidden), output="identity")
+        self.mean_, self.scale_ = standardization(X)
         xt = torch.from_numpy(((X - self.mean_) / self.scale_).astype(np.float32))
-        cfg = TrainerConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=seed, progress=False, tensorboard=False)
-        Trainer(cfg).fit(self.model_, TensorBatches({"x": xt}, min(self.batch_size, len(xt)), seed=seed))
-        self.model_.eval()
+        self.model_ = fit_registered_model(self, "ae_mlp", xt, input_shape=(X.shape[1],), code_dim=self.code_dim,
+                                           hidden=tuple(self.hidden), output="identity")
         return self
 
     def transform(self, X):

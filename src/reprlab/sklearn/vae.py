@@ -7,6 +7,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._training import fit_registered_model, standardization
+
 
 class VAETransformer(TransformerMixin, BaseEstimator):
     """Fit a VAE to tabular data; ``transform`` returns the posterior means μ(x).
@@ -32,26 +34,14 @@ class VAETransformer(TransformerMixin, BaseEstimator):
         return ((X - self.mean_) / self.scale_).astype(np.float32)
 
     def fit(self, X, y=None):
-        from ..config import TrainerConfig
-        from ..data.batches import TensorBatches
-        from ..registry import create_model
-        from ..train.engine import Trainer, seed_everything
-
         X = validate_data(self, X, dtype=np.float32)
         if self.likelihood == "bernoulli":
             self.mean_, self.scale_ = np.zeros(X.shape[1], np.float32), np.ones(X.shape[1], np.float32)
         else:
-            self.mean_ = X.mean(axis=0)
-            self.scale_ = X.std(axis=0)
-            self.scale_[self.scale_ == 0] = 1.0
-        seed = 0 if self.random_state is None else int(self.random_state)
-        seed_everything(seed)
-        self.model_ = create_model("vae_mlp", input_shape=(X.shape[1],), latent_dim=self.latent_dim, hidden=tuple(self.hidden),
-                                   likelihood=self.likelihood, beta=self.beta)
-        xt = torch.from_numpy(self._scale(X))
-        cfg = TrainerConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=seed, progress=False, tensorboard=False)
-        Trainer(cfg).fit(self.model_, TensorBatches({"x": xt}, min(self.batch_size, len(xt)), seed=seed))
-        self.model_.eval()
+            self.mean_, self.scale_ = standardization(X)
+        self.model_ = fit_registered_model(self, "vae_mlp", torch.from_numpy(self._scale(X)), input_shape=(X.shape[1],),
+                                           latent_dim=self.latent_dim, hidden=tuple(self.hidden),
+                                           likelihood=self.likelihood, beta=self.beta)
         return self
 
     def transform(self, X):

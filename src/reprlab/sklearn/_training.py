@@ -1,0 +1,28 @@
+"""What the scikit-learn estimators share: feature scaling and one seeded engine fit."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def standardization(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std (constant features get scale 1)."""
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    scale[scale == 0] = 1.0
+    return mean, scale
+
+
+def fit_registered_model(est, name: str, xt: torch.Tensor, **model_kwargs):
+    """Create registry model ``name`` and train it on ``xt`` with the estimator's
+    ``epochs``, ``batch_size``, ``lr`` and ``random_state``; returns it in eval mode."""
+    from ..config import TrainerConfig
+    from ..data.batches import TensorBatches
+    from ..registry import create_model
+    from ..train.engine import Trainer, seed_everything
+
+    seed = 0 if est.random_state is None else int(est.random_state)
+    seed_everything(seed)
+    model = create_model(name, **model_kwargs)
+    cfg = TrainerConfig(epochs=est.epochs, batch_size=est.batch_size, lr=est.lr, seed=seed, progress=False, tensorboard=False)
+    Trainer(cfg).fit(model, TensorBatches({"x": xt}, min(est.batch_size, len(xt)), seed=seed))
+    return model.eval()
