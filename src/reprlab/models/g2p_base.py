@@ -8,16 +8,35 @@ prefixes are short (at most ~30 phonemes), so no incremental state is kept.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..config import _check
 from ..data.g2p import BOS, EOS, PAD, TGT_VOCAB, check_word, decode_phones, encode_words, random_batch
 from ..errors import ConfigError, DataError
 from ..metrics.edit import wer_per
 from .base import ReprModel
+
+
+@dataclass(frozen=True)
+class G2PTrainingConfig:
+    """The config fields both G2P models share (their own fields come after these)."""
+
+    dropout: float = 0.1
+    label_smoothing: float = 0.1
+    schedule: Literal["constant", "cosine"] = "constant"  # learning rate after warm-up
+    warmup: int = 0  # optimizer steps of linear learning-rate warm-up
+    max_len: int = 64  # longest sequence the model decodes (and the positional table covers)
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.dropout < 1, f"model.dropout must be in [0, 1), got {self.dropout}")
+        _check(self.warmup >= 0, f"model.warmup must be >= 0, got {self.warmup}")
+        _check(0 <= self.label_smoothing < 1, f"model.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        _check(self.max_len >= 40, f"model.max_len must be >= 40 (CMUdict's longest word has 28 letters), got {self.max_len}")
 
 
 class G2PModel(ReprModel):

@@ -9,7 +9,6 @@ The recurrences are sequential in time, unlike the Transformer's attention layer
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -18,28 +17,20 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from ..config import _check
 from ..data.g2p import PAD, SRC_VOCAB, TGT_VOCAB
 from ..registry import register_model
-from .g2p_base import G2PModel
+from .g2p_base import G2PModel, G2PTrainingConfig
 
 
 @dataclass(frozen=True)
-class LSTMG2PConfig:
+class LSTMG2PConfig(G2PTrainingConfig):
     emb: int = 128
     hidden: int = 256  # decoder size; each encoder direction has hidden // 2
     layers: int = 2
-    dropout: float = 0.1
-    label_smoothing: float = 0.1
-    schedule: Literal["constant", "cosine"] = "constant"  # learning rate after warm-up
-    warmup: int = 0  # optimizer steps of linear learning-rate warm-up
-    max_len: int = 64
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check(self.emb >= 1, f"model.emb must be >= 1, got {self.emb}")
         _check(self.hidden >= 2 and self.hidden % 2 == 0, f"model.hidden must be even and >= 2, got {self.hidden}")
         _check(self.layers >= 1, f"model.layers must be >= 1, got {self.layers}")
-        _check(0 <= self.dropout < 1, f"model.dropout must be in [0, 1), got {self.dropout}")
-        _check(self.warmup >= 0, f"model.warmup must be >= 0, got {self.warmup}")
-        _check(0 <= self.label_smoothing < 1, f"model.label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        _check(self.max_len >= 40, f"model.max_len must be >= 40, got {self.max_len}")
 
 
 @register_model("g2p_lstm", config=LSTMG2PConfig, task="g2p")

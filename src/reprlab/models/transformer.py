@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from ..config import _check
 from ..data.g2p import PAD, SRC_VOCAB, TGT_VOCAB
 from ..registry import register_model
-from .g2p_base import G2PModel
+from .g2p_base import G2PModel, G2PTrainingConfig
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor, blocked: Tensor | None = None, dropout: float = 0.0) -> tuple[Tensor, Tensor]:
@@ -149,30 +149,22 @@ class DecoderLayer(nn.Module):
 
 
 @dataclass(frozen=True)
-class TransformerG2PConfig:
+class TransformerG2PConfig(G2PTrainingConfig):
     d_model: int = 128
     n_heads: int = 4
     enc_layers: int = 3
     dec_layers: int = 3
     ff: int = 512
-    dropout: float = 0.1
-    label_smoothing: float = 0.1
-    schedule: Literal["constant", "cosine"] = "constant"  # learning rate after warm-up
-    warmup: int = 0  # optimizer steps of linear learning-rate warm-up
     norm: Literal["pre", "post"] = "pre"
     sdpa: bool = True  # F.scaled_dot_product_attention for speed; False uses the explicit softmax
-    max_len: int = 64  # longest sequence the positional table covers
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check(self.d_model >= 2 and self.d_model % 2 == 0, f"model.d_model must be even and >= 2, got {self.d_model}")
         _check(self.n_heads >= 1 and self.d_model % self.n_heads == 0,
                f"model.n_heads must divide model.d_model ({self.d_model}), got {self.n_heads}")
         _check(self.enc_layers >= 1 and self.dec_layers >= 1, "model.enc_layers and model.dec_layers must be >= 1")
         _check(self.ff >= 1, f"model.ff must be >= 1, got {self.ff}")
-        _check(0 <= self.dropout < 1, f"model.dropout must be in [0, 1), got {self.dropout}")
-        _check(self.warmup >= 0, f"model.warmup must be >= 0, got {self.warmup}")
-        _check(0 <= self.label_smoothing < 1, f"model.label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        _check(self.max_len >= 40, f"model.max_len must be >= 40 (CMUdict's longest word has 28 letters), got {self.max_len}")
 
 
 @register_model("g2p_transformer", config=TransformerG2PConfig, task="g2p")
