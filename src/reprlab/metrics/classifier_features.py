@@ -27,10 +27,11 @@ __all__ = ["FeatureClassifierConfig", "FeatureClassifier", "train_feature_classi
 
 @dataclass(frozen=True)
 class FeatureClassifierConfig:
-    # sized for speed: ~26 CPU-seconds on one core, 0.90 test accuracy (measured; (16, 32, 64) costs 4x more)
-    channels: tuple[int, ...] = (8, 16, 32)
+    # measured on 2 idle cores, whole training split: (8, 16, 32) x 3 epochs 0.900 test accuracy in 26 s;
+    # (16, 32, 64) x 6 epochs 0.922 in 51 s; this default 0.926 in 80 s (the issue asks for >= 0.92)
+    channels: tuple[int, ...] = (32, 64, 128)
     feature_dim: int = 128
-    epochs: int = 3
+    epochs: int = 4
     batch_size: int = 128
     lr: float = 5e-3
     n_train: int = 0  # 0 = the whole training split
