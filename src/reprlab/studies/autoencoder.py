@@ -9,7 +9,6 @@ import numpy as np
 import torch
 
 from ..config import TrainerConfig
-from ..data import load_images
 from ..data.batches import TensorBatches
 from ..registry import create_model
 from ..report.figures import line_plot, reconstruction_grid, scatter_2d
@@ -59,11 +58,7 @@ def _knn_acc(z_tr, y_tr, z_te, y_te) -> float:
 @register_study("autoencoder", "Autoencoders vs PCA", order=10)
 def run(ctx: StudyContext) -> StudyResult:
     p = PRESETS[ctx.preset]
-    data = load_images(p["dataset"], ctx.data_dir, val_size=0 if p["dataset"] == "digits" else 5000)
-    x_tr, y_tr = data.train
-    if p["n_train"]:
-        x_tr, y_tr = x_tr[: p["n_train"]], y_tr[: p["n_train"]]
-    x_te, y_te = data.test
+    data, (x_tr, y_tr), (x_te, y_te) = ctx.images(p["dataset"], p["n_train"])
     flat_tr, flat_te = x_tr.flatten(1).numpy(), x_te.flatten(1).numpy()
     res = StudyResult(
         "autoencoder", "Autoencoders vs PCA",

@@ -91,6 +91,18 @@ class StudyContext:
     def path(self, name: str) -> Path:
         return self.out / name
 
+    def images(self, dataset: str, n_train: int = 0):
+        """``(data, (x_train, y_train), (x_test, y_test))`` of an image dataset: ``data`` is the whole
+        ``ImageData`` (5,000 validation images held out of Fashion-MNIST's training split; digits keeps
+        all of its own), and the training tensors are cut to the first ``n_train`` when ``n_train`` > 0."""
+        from ..data import load_images
+
+        data = load_images(dataset, self.data_dir, val_size=0 if dataset == "digits" else 5000)
+        x, y = data.train
+        if n_train:
+            x, y = x[:n_train], y[:n_train]
+        return data, (x, y), data.test
+
 
 @dataclass(frozen=True)
 class StudySpec:

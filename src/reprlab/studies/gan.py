@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from ..config import TrainerConfig
-from ..data import load_images
 from ..data.batches import TensorBatches
 from ..metrics.classifier_features import (FeatureClassifierConfig, accuracy, class_coverage, classifier_features,
                                            fd_classifier, train_feature_classifier)
@@ -102,9 +101,7 @@ def _verdict(ok: bool, bad: bool) -> str:
 def run(ctx: StudyContext) -> StudyResult:
     p = PRESETS[ctx.preset]
     seeds = tuple(ctx.seeds[: p["seeds"]]) if ctx.preset != "full" else tuple(ctx.seeds)
-    data = load_images(p["dataset"], ctx.data_dir, val_size=0 if p["dataset"] == "digits" else 5000)
-    x_tr = data.train[0][: p["n_train"]] if p["n_train"] else data.train[0]
-    x_te = data.test[0]
+    data, (x_tr, _), (x_te, _) = ctx.images(p["dataset"], p["n_train"])
     res = StudyResult(
         "gan", "GANs: DCGAN objectives, FD-classifier and class coverage",
         "A DCGAN's generator learns to mimic the data; its discriminator ends near chance; the saturating (minimax) "

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from ..config import TrainerConfig
-from ..data import load_images
 from ..data.batches import TensorBatches
 from ..metrics.nll import iwae_nll
 from ..metrics.probes import linear_probe_accuracy
@@ -91,11 +90,7 @@ def _verdict(wins: list[bool]) -> str:
 @register_study("regularized", "Regularized autoencoders: sparse, denoising, variational", order=20)
 def run(ctx: StudyContext) -> StudyResult:
     p = PRESETS[ctx.preset]
-    data = load_images(p["dataset"], ctx.data_dir, val_size=0 if p["dataset"] == "digits" else 5000)
-    x_tr, y_tr = data.train
-    if p["n_train"]:
-        x_tr, y_tr = x_tr[: p["n_train"]], y_tr[: p["n_train"]]
-    x_te, y_te = data.test
+    data, (x_tr, y_tr), (x_te, y_te) = ctx.images(p["dataset"], p["n_train"])
     shape, k, seeds = tuple(x_tr.shape[1:]), p["code"], ctx.seeds
     res = StudyResult(
         "regularized", "Regularized autoencoders: sparse, denoising, variational",
