@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 
 def standardization(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -26,3 +27,18 @@ def fit_registered_model(est, name: str, xt: torch.Tensor, **model_kwargs):
     cfg = TrainerConfig(epochs=est.epochs, batch_size=est.batch_size, lr=est.lr, seed=seed, progress=False, tensorboard=False)
     Trainer(cfg).fit(model, TensorBatches({"x": xt}, min(est.batch_size, len(xt)), seed=seed))
     return model.eval()
+
+
+class ScaledCodeMixin:
+    """``transform`` for estimators whose fitted ``model_`` encodes the scaled features
+    ``(X - mean_) / scale_``: returns the codes as float64."""
+
+    def _scale(self, X: np.ndarray) -> np.ndarray:
+        return ((X - self.mean_) / self.scale_).astype(np.float32)
+
+    def transform(self, X):
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        with torch.no_grad():
+            z = self.model_.encode(torch.from_numpy(self._scale(X)))
+        return z.numpy().astype(np.float64)

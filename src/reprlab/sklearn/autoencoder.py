@@ -6,10 +6,10 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._training import fit_registered_model, standardization
+from ._training import ScaledCodeMixin, fit_registered_model, standardization
 
 
-class AutoencoderTransformer(TransformerMixin, BaseEstimator):
+class AutoencoderTransformer(ScaledCodeMixin, TransformerMixin, BaseEstimator):
     """Learn a ``code_dim``-dimensional code of tabular data with an MLP autoencoder.
 
     ``fit`` standardizes the features and trains the autoencoder (MSE); ``transform`` returns
@@ -27,17 +27,10 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
         X = validate_data(self, X, dtype=np.float32)
         self.mean_, self.scale_ = standardization(X)
-        xt = torch.from_numpy(((X - self.mean_) / self.scale_).astype(np.float32))
+        xt = torch.from_numpy(self._scale(X))
         self.model_ = fit_registered_model(self, "ae_mlp", xt, input_shape=(X.shape[1],), code_dim=self.code_dim,
                                            hidden=tuple(self.hidden), output="identity")
         return self
-
-    def transform(self, X):
-        check_is_fitted(self, "model_")
-        X = validate_data(self, X, dtype=np.float32, reset=False)
-        with torch.no_grad():
-            z = self.model_.encode(torch.from_numpy(((X - self.mean_) / self.scale_).astype(np.float32)))
-        return z.numpy().astype(np.float64)
 
     def inverse_transform(self, Z):
         check_is_fitted(self, "model_")

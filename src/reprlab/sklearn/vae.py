@@ -7,10 +7,10 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._training import fit_registered_model, standardization
+from ._training import ScaledCodeMixin, fit_registered_model, standardization
 
 
-class VAETransformer(TransformerMixin, BaseEstimator):
+class VAETransformer(ScaledCodeMixin, TransformerMixin, BaseEstimator):
     """Fit a VAE to tabular data; ``transform`` returns the posterior means μ(x).
 
     With ``likelihood="gaussian"`` (the default) the features are standardized and decoded by a
@@ -30,9 +30,6 @@ class VAETransformer(TransformerMixin, BaseEstimator):
         self.lr = lr
         self.random_state = random_state
 
-    def _scale(self, X: np.ndarray) -> np.ndarray:
-        return ((X - self.mean_) / self.scale_).astype(np.float32)
-
     def fit(self, X, y=None):
         X = validate_data(self, X, dtype=np.float32)
         if self.likelihood == "bernoulli":
@@ -43,13 +40,6 @@ class VAETransformer(TransformerMixin, BaseEstimator):
                                            latent_dim=self.latent_dim, hidden=tuple(self.hidden),
                                            likelihood=self.likelihood, beta=self.beta)
         return self
-
-    def transform(self, X):
-        check_is_fitted(self, "model_")
-        X = validate_data(self, X, dtype=np.float32, reset=False)
-        with torch.no_grad():
-            z = self.model_.encode(torch.from_numpy(self._scale(X)))
-        return z.numpy().astype(np.float64)
 
     def inverse_transform(self, Z):
         check_is_fitted(self, "model_")
