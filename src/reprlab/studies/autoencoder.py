@@ -13,7 +13,7 @@ from ..data.batches import TensorBatches
 from ..registry import create_model
 from ..report.figures import line_plot, reconstruction_grid, scatter_2d
 from ..train.engine import Trainer, seed_everything
-from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study
+from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study, verdict_of
 
 PRESETS = {
     #          train examples, epochs, code sizes,        BCE/MSE code size
@@ -102,7 +102,7 @@ def run(ctx: StudyContext) -> StudyResult:
     won = [k for k, w in zip(p["codes"], wins) if w]
     res.findings.append(Finding(
         "The autoencoder's test MSE is lower than PCA's at every code size (by more than 2 std of the seeds).",
-        "supported" if all(wins) else ("not supported" if not any(wins) else "mixed"),
+        verdict_of(wins),
         f"AE wins at code sizes {won or 'none'} of {list(p['codes'])}; " + ", ".join(f"k={k}: AE {mean_std(ae_mse[k])[0]:.4f} vs PCA {pca_mse[k]:.4f}" for k in p["codes"]),
     ))
 

@@ -172,6 +172,14 @@ def _jsonable(o: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(o)}")
 
 
+def verdict_of(flags: list[bool]) -> Verdict:
+    """One claim tested in several places: supported if it holds in all, not supported in none,
+    mixed otherwise (inconclusive with nothing measured)."""
+    if not flags:
+        return "inconclusive"
+    return "supported" if all(flags) else ("not supported" if not any(flags) else "mixed")
+
+
 def mean_std(values) -> tuple[float, float]:
     a = np.asarray(list(values), dtype=float)
     return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0

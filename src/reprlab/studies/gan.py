@@ -22,7 +22,7 @@ from ..metrics.frechet import frechet_distance, kernel_distance
 from ..registry import create_model, list_models
 from ..report.figures import image_grid, line_plot
 from ..train.engine import Trainer, seed_everything
-from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study
+from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study, verdict_of
 
 OBJECTIVES = ("non-saturating", "minimax", "wgan-gp")
 PRESETS = {
@@ -91,10 +91,6 @@ def _vae_samples(x: torch.Tensor, p: dict, seed: int, n: int, progress: bool):
     Trainer(cfg, description=f"vae_mlp seed={seed}").fit(model, TensorBatches({"x": x}, p["batch"], seed=seed))
     with torch.no_grad():
         return model.eval().sample(n, generator=torch.Generator().manual_seed(30_000 + seed))
-
-
-def _verdict(ok: bool, bad: bool) -> str:
-    return "supported" if ok else ("not supported" if bad else "mixed")
 
 
 @register_study("gan", "GANs: DCGAN objectives, FD-classifier and class coverage", order=60)
@@ -204,7 +200,7 @@ def run(ctx: StudyContext) -> StudyResult:
     fell = {o: fd_mean[o] <= 0.1 * init[o] for o in OBJECTIVES}
     res.findings.append(Finding(
         "G learns to mimic the data: training cuts FD-classifier at least tenfold from the untrained generator, for every objective.",
-        _verdict(all(fell.values()), not any(fell.values())),
+        verdict_of(list(fell.values())),
         "; ".join(f"{o}: {init[o]:.3g} -> {fd_mean[o]:.3g}" for o in OBJECTIVES),
     ))
     gan_objs = ("non-saturating", "minimax")

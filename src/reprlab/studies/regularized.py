@@ -25,7 +25,7 @@ from ..models.regularized import corrupt
 from ..registry import create_model
 from ..report.figures import image_grid, line_plot, reconstruction_grid, scatter_2d
 from ..train.engine import Trainer, seed_everything
-from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study
+from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study, verdict_of
 
 PRESETS = {
     "smoke": dict(dataset="digits", n_train=0, epochs=2, vae_epochs=2, code=16, vae_hidden=(64,), nll_k=10, nll_n=100,
@@ -83,10 +83,6 @@ def _independent_bernoulli_nll(x_train: torch.Tensor, x_test_bin: torch.Tensor) 
     return float(-(t * p.log() + (1 - t) * (1 - p).log()).sum(1).mean())
 
 
-def _verdict(wins: list[bool]) -> str:
-    return "supported" if all(wins) else ("not supported" if not any(wins) else "mixed")
-
-
 @register_study("regularized", "Regularized autoencoders: sparse, denoising, variational", order=20)
 def run(ctx: StudyContext) -> StudyResult:
     p = PRESETS[ctx.preset]
@@ -134,7 +130,7 @@ def run(ctx: StudyContext) -> StudyResult:
     clean_ratio = mean_std(err["denoising AE"][0.0])[0] / mean_std(err["plain AE"][0.0])[0]
     res.findings.append(Finding(
         f"The denoising AE reconstructs noisy inputs (σ ≥ {DAE_NOISE}) better than the plain AE (by more than 2 std).",
-        _verdict(robust),
+        verdict_of(robust),
         ", ".join(f"σ={lv:g}: DAE {mean_std(err['denoising AE'][lv])[0]:.4f} vs AE {mean_std(err['plain AE'][lv])[0]:.4f}" for lv in high)
         + f"; on clean inputs the DAE's error is {clean_ratio:.2f}x the plain AE's",
     ))
@@ -172,7 +168,7 @@ def run(ctx: StudyContext) -> StudyResult:
     ))
     res.findings.append(Finding(
         "The sparse AE's features are more distinct (less overlapping) than the plain AE's.",
-        _verdict([distinct_cos, distinct_corr]),
+        verdict_of([distinct_cos, distinct_corr]),
         f"mean |cos| between features {mean_std(sp['sparse AE']['cos'])[0]:.3f} (sparse) vs {mean_std(sp['plain AE']['cos'])[0]:.3f} (plain); "
         f"mean |corr| {mean_std(sp['sparse AE']['corr'])[0]:.3f} vs {mean_std(sp['plain AE']['corr'])[0]:.3f}",
     ))

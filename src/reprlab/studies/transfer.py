@@ -22,7 +22,7 @@ from ..data.batches import TensorBatches
 from ..data.transfer import label_budget
 from ..report.figures import line_plot, scatter_2d
 from ..train.engine import Trainer, seed_everything
-from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study
+from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study, verdict_of
 
 PRESETS = {
     # source: CNN width, images (0 = all), epochs; target: label budgets, optimizer steps per run, curve points,
@@ -149,12 +149,6 @@ def _paired_win(a: list[float], b: list[float]) -> bool:
     return bool(d.mean() > 0 and d.mean() > 2 * d.std(ddof=1) / math.sqrt(len(d)))
 
 
-def _verdict(flags: list[bool]) -> str:
-    if not flags:
-        return "inconclusive"
-    return "supported" if all(flags) else ("not supported" if not any(flags) else "mixed")
-
-
 @register_study("transfer", "Transfer learning: feature extraction vs fine-tuning vs scratch", order=40)
 def run(ctx: StudyContext) -> StudyResult:
     p = PRESETS[ctx.preset]
@@ -236,25 +230,25 @@ def run(ctx: StudyContext) -> StudyResult:
 
     res.findings.append(Finding(
         "Transfer reduces training time: fine-tuning reaches the scratch model's final accuracy in at most half its training time.",
-        _verdict([r <= 0.5 for _, _, r in faster]),
+        verdict_of([r <= 0.5 for _, _, r in faster]),
         "; ".join(f"({k}) {b}/class: {'not reached in every seed' if r == float('inf') else f'{r:.2f} of scratch time'}" for k, b, r in faster),
     ))
     res.findings.append(Finding(
         "Transfer improves accuracy: the best transfer method beats scratch (paired over seeds, > 2 standard errors).",
-        _verdict([w for _, _, _, w, _, _ in acc_win]),
+        verdict_of([w for _, _, _, w, _, _ in acc_win]),
         "; ".join(f"({k}) {b}/class: {m} {100 * g:+.1f} points" + ("" if w else " (scratch significantly better)" if lose else " (not significant)")
                   for k, b, m, w, g, lose in acc_win),
     ))
     res.findings.append(Finding(
         "Transfer needs less data: the best transfer method with N labels per class is at least as accurate as scratch with 10x more.",
-        _verdict([t >= s for _, _, _, t, s in less_data]),
+        verdict_of([t >= s for _, _, _, t, s in less_data]),
         "; ".join(f"({k}) transfer@{b} {t:.3f} vs scratch@{nb} {s:.3f}" for k, b, nb, t, s in less_data) or "needs two label budgets",
     ))
     flags = [ft - fe <= 0.02 for _, fe, ft in similar] + [ft - fe > 0.02 for _, fe, ft in differ]
     res.findings.append(Finding(
         "Feature extraction is enough when the target is similar (a: frozen within 2 points of fine-tuning), "
         "while fine-tuning wins when it differs (b: fine-tuning ahead by more than 2 points).",
-        _verdict(flags),
+        verdict_of(flags),
         "; ".join(f"(a) {b}/class: frozen {fe:.3f} vs fine-tuned {ft:.3f}" for b, fe, ft in similar) + "; "
         + "; ".join(f"(b) {b}/class: frozen {fe:.3f} vs fine-tuned {ft:.3f}" for b, fe, ft in differ),
     ))
