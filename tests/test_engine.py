@@ -1,5 +1,6 @@
 """The engine: determinism, exact resume (also after kill -9), NaN guard, overwrite refusal,
 models with their own optimizers, bf16 autocast and 2-process DDP on CPU."""
+import math
 import os
 import signal
 import subprocess
@@ -187,3 +188,25 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     assert st["world_size"] == 2 and st["rng"]["torch"].shape[0] == 2
     # each process saw half the data per epoch: ceil(611 / 128) = 5 steps per epoch
     assert st["step"] == 10
+
+
+def test_lr_schedule_warmup_then_cosine_and_exact_resume(tmp_path):
+    from reprlab.train.engine import lr_scale
+
+    cfg = TrainerConfig(epochs=3, batch_size=32, lr_schedule="cosine", warmup_steps=4, **CFG)
+    assert [lr_scale(s, 24, cfg) for s in range(4)] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert lr_scale(14, 24, cfg) == pytest.approx(0.5)  # half-way through the 20 decay steps
+    assert lr_scale(23, 24, cfg) == pytest.approx(0.5 * (1 + math.cos(math.pi * 19 / 20)))
+    # the engine applies it: the last step's lr is the base lr times the last scale
+    m = new_ae()
+    t = Trainer(TrainerConfig(epochs=3, batch_size=32, lr=1e-2, lr_schedule="cosine", warmup_steps=4, **CFG), tmp_path / "full")
+    t.fit(m, TensorBatches(data(), 32))
+    group = load_state(tmp_path / "full" / "trainer_state.pt")["optimizers"][0]["param_groups"][0]
+    assert group["lr"] == pytest.approx(1e-2 * lr_scale(23, 24, cfg)) and group["base_lr"] == 1e-2
+    # stopping mid-run and resuming follows the same schedule, so the weights are bitwise those of one run
+    Trainer(TrainerConfig(epochs=3, batch_size=32, lr=1e-2, lr_schedule="cosine", warmup_steps=4, max_steps=9, **CFG),
+            tmp_path / "part").fit(new_ae(), TensorBatches(data(), 32))
+    Trainer(TrainerConfig(epochs=3, batch_size=32, lr=1e-2, lr_schedule="cosine", warmup_steps=4, **CFG),
+            tmp_path / "part", resume=True).fit(new_ae(seed=5), TensorBatches(data(), 32))
+    a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "part" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)

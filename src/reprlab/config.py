@@ -239,6 +239,8 @@ class TrainerConfig:
     progress: bool = True
     tensorboard: bool = True
     threads: int = 0  # torch intra-op threads per process; 0 = leave torch's default
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # after warm-up: keep lr, or cosine-decay it to 0 at the end of the last epoch
+    warmup_steps: int = 0  # linear learning-rate warm-up from lr/warmup_steps to lr
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, f"trainer.epochs must be >= 1, got {self.epochs}")
@@ -251,6 +253,8 @@ class TrainerConfig:
         _check(self.checkpoint_every >= 0, "trainer.checkpoint_every must be >= 0")
         _check(self.max_steps >= 0, "trainer.max_steps must be >= 0")
         _check(self.threads >= 0, "trainer.threads must be >= 0")
+        _check(self.lr_schedule in ("constant", "cosine"), f"trainer.lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
+        _check(self.warmup_steps >= 0, f"trainer.warmup_steps must be >= 0, got {self.warmup_steps}")
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,16 @@ def make_optimizer(params: Iterable, cfg: TrainerConfig, lr: float | None = None
     return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=fused)
 
 
+def lr_scale(step: int, total_steps: int, cfg: TrainerConfig) -> float:
+    """Multiplier of every param group's base lr at optimizer step ``step`` (0-based) of ``total_steps``:
+    linear warm-up over ``cfg.warmup_steps``, then constant or a cosine decay that reaches 0 after the last step."""
+    warm = cfg.warmup_steps
+    scale = min(1.0, (step + 1) / warm) if warm else 1.0
+    if cfg.lr_schedule == "cosine" and total_steps > warm:
+        scale *= 0.5 * (1 + math.cos(math.pi * max(step - warm, 0) / (total_steps - warm)))
+    return scale
+
+
 def batch_size_of(batch: dict[str, Tensor]) -> int:
     return len(next(iter(batch.values())))
 
@@ -236,6 +246,8 @@ class Trainer:
                         torch.distributed.all_reduce(p.grad)
                         p.grad /= self.world
 
+        # the trainer's lr schedule scales every optimizer's groups (G2P models set their own lr in train_step)
+        scheduled = cfg.lr_schedule != "constant" or cfg.warmup_steps > 0
         progress = self._progress()
         last: dict[str, Any] = {}
         t_start = time.perf_counter()
@@ -252,6 +264,10 @@ class Trainer:
                 b = first
                 for b, batch in enumerate(train.epoch(epoch, self.rank, self.world, start=first), start=first):
                     batch = {k: fabric.to_device(v) for k, v in batch.items()}
+                    if scheduled:
+                        scale = lr_scale(step, cfg.epochs * bpe, cfg)  # horizon: all epochs, so max_steps + resume is exact
+                        for group in (g for o in optimizers for g in o.param_groups):
+                            group["lr"] = group.setdefault("base_lr", group["lr"]) * scale
                     if hasattr(raw, "on_train_step_start"):
                         raw.on_train_step_start(step, total)
                     if own_steps:
