@@ -30,11 +30,21 @@ def fit_registered_model(est, name: str, xt: torch.Tensor, **model_kwargs):
 
 
 class ScaledCodeMixin:
-    """``transform`` for estimators whose fitted ``model_`` encodes the scaled features
-    ``(X - mean_) / scale_``: returns the codes as float64."""
+    """``transform`` and ``inverse_transform`` for estimators whose fitted ``model_`` encodes the
+    scaled features ``(X - mean_) / scale_``: codes and features come back as float64."""
 
     def _scale(self, X: np.ndarray) -> np.ndarray:
         return ((X - self.mean_) / self.scale_).astype(np.float32)
+
+    def _unscale(self, x: torch.Tensor) -> np.ndarray:
+        return (x.reshape(len(x), -1).numpy() * self.scale_ + self.mean_).astype(np.float64)
+
+    def inverse_transform(self, Z):
+        """Decode codes back to the original feature space."""
+        check_is_fitted(self, "model_")
+        Z = np.asarray(Z, dtype=np.float32)
+        with torch.no_grad():
+            return self._unscale(self.model_.decode(torch.from_numpy(Z)))
 
     def transform(self, X):
         check_is_fitted(self, "model_")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
 from ._training import ScaledCodeMixin, fit_registered_model, standardization
 
@@ -32,12 +32,6 @@ class AutoencoderTransformer(ScaledCodeMixin, TransformerMixin, BaseEstimator):
                                            hidden=tuple(self.hidden), output="identity")
         return self
 
-    def inverse_transform(self, Z):
-        check_is_fitted(self, "model_")
-        Z = np.asarray(Z, dtype=np.float32)
-        with torch.no_grad():
-            x = self.model_.decode(torch.from_numpy(Z)).reshape(len(Z), -1).numpy()
-        return x * self.scale_ + self.mean_
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -41,20 +41,13 @@ class VAETransformer(ScaledCodeMixin, TransformerMixin, BaseEstimator):
                                            likelihood=self.likelihood, beta=self.beta)
         return self
 
-    def inverse_transform(self, Z):
-        check_is_fitted(self, "model_")
-        Z = np.asarray(Z, dtype=np.float32)
-        with torch.no_grad():
-            x = self.model_.decode(torch.from_numpy(Z)).reshape(len(Z), -1).numpy()
-        return (x * self.scale_ + self.mean_).astype(np.float64)
 
     def sample(self, n_samples: int = 1, random_state=None) -> np.ndarray:
         """``n_samples`` rows decoded from z ~ N(0, I), in the original feature space."""
         check_is_fitted(self, "model_")
         seed = int(check_random_state(random_state).randint(2**31 - 1))
         with torch.no_grad():
-            x = self.model_.sample(int(n_samples), torch.Generator().manual_seed(seed)).reshape(int(n_samples), -1).numpy()
-        return (x * self.scale_ + self.mean_).astype(np.float64)
+            return self._unscale(self.model_.sample(int(n_samples), torch.Generator().manual_seed(seed)))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
