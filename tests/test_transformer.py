@@ -165,3 +165,24 @@ def test_greedy_stops_at_eos_and_respects_the_length_limit():
         m.head.bias.fill_(-1e4)
         m.head.bias[EOS] = 1e4  # EOS always wins: decoding ends after one step
     assert m.greedy(src).shape[1] == 1 and m.predict(["abc"]) == [()]
+
+
+@pytest.mark.parametrize("name,cfg", [("g2p_transformer", {"d_model": 32, "ff": 64, "enc_layers": 1, "dec_layers": 2}),
+                                      ("g2p_transformer", {"d_model": 32, "ff": 64, "enc_layers": 1, "dec_layers": 1, "norm": "post", "sdpa": False}),
+                                      ("g2p_lstm", {"emb": 16, "hidden": 32, "layers": 2})])
+def test_incremental_decoding_equals_recomputing_the_prefix(name, cfg):
+    from reprlab.models.g2p_base import G2PModel
+
+    torch.manual_seed(0)
+    m = create_model(name, **cfg).eval()
+    b = random_batch(6, torch.Generator().manual_seed(1))
+    src, ys = b["src"], b["tgt"][:, :-1]
+    with torch.no_grad():
+        memory, state = m.encode(src), None
+        for t in range(1, ys.shape[1] + 1):  # the cached step's logits are those of the full prefix
+            step, state = m.decode_step(memory, src, ys[:, :t], state)
+            torch.testing.assert_close(step, m.decode_logits(memory, src, ys[:, :t])[:, -1], atol=1e-5, rtol=1e-5)
+    cached_greedy, cached_beam = m.greedy(src), m.beam(src, width=3)
+    m.decode_step = lambda *a: G2PModel.decode_step(m, *a)  # the uncached default: rerun the whole prefix
+    m.reorder_state = lambda *a: G2PModel.reorder_state(m, *a)
+    assert torch.equal(cached_greedy, m.greedy(src)) and torch.equal(cached_beam, m.beam(src, width=3))

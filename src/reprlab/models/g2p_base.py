@@ -1,9 +1,11 @@
 """What the G2P sequence-to-sequence models share: the loss, greedy and beam decoding, WER/PER.
 
 A G2P model implements ``encode(src) -> memory`` (any object) and
-``decode_logits(memory, src, tgt_in) -> (B, T, V)`` logits for every prefix of ``tgt_in``.
-Decoding calls ``decode_logits`` on the growing prefix and keeps the last position; the
-prefixes are short (at most ~30 phonemes), so no incremental state is kept.
+``decode_logits(memory, src, tgt_in) -> (B, T, V)`` logits for every prefix of ``tgt_in``
+(teacher forcing, for training). Decoding goes one token at a time through
+``decode_step(memory, src, ys, state) -> (logits (B, V), state)``: the default re-runs
+``decode_logits`` on the whole prefix; the models override it with an incremental state (the
+Transformer's key/value cache, the LSTM's (h, c)), so each step costs one position, not t.
 """
 from __future__ import annotations
 
@@ -59,6 +61,19 @@ class G2PModel(ReprModel):
     def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
         return self.decode_logits(self.encode(src), src, tgt_in)  # (B, T, V)
 
+    def decode_step(self, memory: Any, src: Tensor, ys: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """Logits (B, V) of the token after the prefix ``ys`` (B, t), given the ``state`` this method
+        returned for ``ys[:, :-1]`` (None at the first step). Default: recompute the whole prefix."""
+        return self.decode_logits(memory, src, ys)[:, -1], state
+
+    def reorder_state(self, state: Any, rows: Tensor) -> Any:
+        """The decoding state of the batch rows ``rows`` (beam search keeps the best beams)."""
+        if state is None:
+            return None
+        if isinstance(state, Tensor):
+            return state[rows]
+        return type(state)(self.reorder_state(s, rows) for s in state)
+
     def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         src, tgt = batch["src"], batch["tgt"]
         logits = self(src, tgt[:, :-1])
@@ -111,8 +126,10 @@ class G2PModel(ReprModel):
         memory = self.encode(src)
         ys = torch.full((len(src), 1), BOS, dtype=torch.long, device=src.device)
         done = torch.zeros(len(src), dtype=torch.bool, device=src.device)
+        state = None
         for _ in range(max_len):
-            nxt = self.decode_logits(memory, src, ys)[:, -1].argmax(-1)
+            logits, state = self.decode_step(memory, src, ys, state)
+            nxt = logits.argmax(-1)
             nxt = torch.where(done, torch.full_like(nxt, PAD), nxt)
             ys = torch.cat([ys, nxt[:, None]], 1)
             done |= nxt == EOS
@@ -133,8 +150,10 @@ class G2PModel(ReprModel):
         scores = torch.full((b, k), float("-inf"), device=src.device)
         scores[:, 0] = 0.0  # all beams start equal: keep one so the first step does not pick duplicates
         done = torch.zeros(b * k, dtype=torch.bool, device=src.device)
+        state = None
         for _ in range(max_len):
-            lp = self.decode_logits(memory, src_k, ys)[:, -1].float().log_softmax(-1)  # (B*K, V)
+            logits, state = self.decode_step(memory, src_k, ys, state)
+            lp = logits.float().log_softmax(-1)  # (B*K, V)
             # a finished beam only extends with PAD, at no cost
             lp = torch.where(done[:, None], torch.full_like(lp, float("-inf")), lp)
             lp[:, PAD] = torch.where(done, 0.0, float("-inf"))
@@ -143,6 +162,7 @@ class G2PModel(ReprModel):
             beam_of, token = flat // v, flat % v
             rows = (torch.arange(b, device=src.device)[:, None] * k + beam_of).view(-1)
             ys = torch.cat([ys[rows], token.view(-1, 1)], 1)
+            state = self.reorder_state(state, rows)
             done = done[rows] | (token.view(-1) == EOS)
             if done.all():
                 break

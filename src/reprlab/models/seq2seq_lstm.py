@@ -72,6 +72,21 @@ class LSTMG2P(G2PModel):
     def decode_logits(self, memory, src: Tensor, tgt_in: Tensor) -> Tensor:
         enc, pad, h0, c0 = memory
         states, _ = self.dec(self.drop(self.tgt_emb(tgt_in)), (h0.contiguous(), c0.contiguous()))  # (B, T, H)
+        return self._attend_and_predict(enc, pad, states)
+
+    def decode_step(self, memory, src: Tensor, ys: Tensor, state):
+        """One LSTM step for the newest token; the state is the decoder's (h, c), each (L, B, H)."""
+        enc, pad, h0, c0 = memory
+        if state is None:
+            state = (h0.contiguous(), c0.contiguous())
+        out, state = self.dec(self.drop(self.tgt_emb(ys[:, -1:])), state)  # (B, 1, H)
+        return self._attend_and_predict(enc, pad, out)[:, 0], state
+
+    def reorder_state(self, state, rows: Tensor):
+        return tuple(s[:, rows] for s in state)  # batch is dim 1 of an LSTM state
+
+    def _attend_and_predict(self, enc: Tensor, pad: Tensor, states: Tensor) -> Tensor:
+        """Luong attention of decoder states (B, T, H) over the encodings, then the output logits (B, T, V)."""
         scores = states @ self.score(enc).transpose(1, 2)  # (B, T, S)
         weights = scores.masked_fill(pad[:, None, :], float("-inf")).softmax(-1)
         self.last_weights = weights.detach()

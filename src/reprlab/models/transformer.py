@@ -71,7 +71,15 @@ class MultiHeadAttention(nn.Module):
     def forward(self, query: Tensor, key: Tensor, value: Tensor, key_padding_mask: Tensor | None = None,
                 attn_mask: Tensor | None = None) -> Tensor:
         """query (B, T, D), key/value (B, S, D); key_padding_mask (B, S) and attn_mask (T, S), True = hidden."""
-        q, k, v = self._heads(self.q(query)), self._heads(self.k(key)), self._heads(self.v(value))
+        return self.attend(self._heads(self.q(query)), *self.keys_values(key, value), key_padding_mask, attn_mask)
+
+    def keys_values(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+        """The projected keys and values (B, H, S, d_head): what a decoding cache keeps."""
+        return self._heads(self.k(key)), self._heads(self.v(value))
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None = None,
+               attn_mask: Tensor | None = None) -> Tensor:
+        """Attention of projected heads q (B, H, T, d_head) over k, v (B, H, S, d_head), then the output projection."""
         blocked = None
         if key_padding_mask is not None:
             blocked = key_padding_mask[:, None, None, :]  # (B, 1, 1, S)
@@ -147,6 +155,19 @@ class DecoderLayer(nn.Module):
         y = self.s2(y, lambda z: self.cross_attn(z, memory, memory, key_padding_mask=src_pad))
         return self.s3(y, self.ffn)
 
+    def step(self, y: Tensor, cache: list[Tensor], src_pad: Tensor) -> Tensor:
+        """One new position y (B, 1, D). ``cache`` = [self keys, self values, memory keys, memory values]
+        (B, H, ·, d_head); the new position's self keys and values are appended to it in place."""
+
+        def self_attend(z: Tensor) -> Tensor:
+            k, v = self.self_attn.keys_values(z, z)
+            cache[0], cache[1] = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
+            return self.self_attn.attend(self.self_attn._heads(self.self_attn.q(z)), cache[0], cache[1])  # all past: no mask
+
+        y = self.s1(y, self_attend)
+        y = self.s2(y, lambda z: self.cross_attn.attend(self.cross_attn._heads(self.cross_attn.q(z)), cache[2], cache[3], src_pad))
+        return self.s3(y, self.ffn)
+
 
 @dataclass(frozen=True)
 class TransformerG2PConfig(G2PTrainingConfig):
@@ -211,6 +232,22 @@ class TransformerG2P(G2PModel):
         for layer in self.decoder:
             y = layer(y, mem, src_pad, None, causal)
         return self.head(self.dec_norm(y))  # (B, T, V)
+
+    def decode_step(self, memory: tuple[Tensor, Tensor], src: Tensor, ys: Tensor, state):
+        """Incremental decoding with a key/value cache: only the newest position ``ys[:, -1]`` is computed.
+        The state is one [self K, self V, memory K, memory V] list per decoder layer."""
+        mem, src_pad = memory
+        if state is None:
+            empty = mem.new_zeros(len(mem), self.config.n_heads, 0, self.config.d_model // self.config.n_heads)
+            state = [[empty, empty, *layer.cross_attn.keys_values(mem, mem)] for layer in self.decoder]
+        t = ys.shape[1] - 1
+        y = self.drop(self.tgt_emb(ys[:, -1:]) * math.sqrt(self.config.d_model) + self.pos.pe[t])  # (B, 1, D)
+        for layer, cache in zip(self.decoder, state):
+            y = layer.step(y, cache, src_pad)
+        return self.head(self.dec_norm(y))[:, 0], state
+
+    def reorder_state(self, state, rows: Tensor):
+        return [[c[rows] for c in cache] for cache in state]
 
     def cross_attention(self, src: Tensor, tgt_in: Tensor, layer: int = -1) -> Tensor:
         """(B, T, S) cross-attention weights of one decoder layer, averaged over heads (for heat maps)."""
