@@ -309,6 +309,7 @@ def one_line(err: str) -> str:
     (["--source", "digits"], "name a --target"),
     (["--source", "moons", "--target", "moons"], "two different domains"),
     (["--source", "moons", "--model.nope=1"], "unknown config key model.nope"),
+    (["--source", "moons", "--model.standardize=pixel"], "model.standardize must be one of channel, image, none"),
 ])
 def test_adapt_bad_input_exit_2_one_line(cli, tmp_path, args, expect):
     rc, out, err = cli("adapt", *args, "--epochs", "1", "--no-progress", "--out", tmp_path / "run")
