@@ -34,7 +34,7 @@ PRESETS = {
               # quick scores on the first 5,000 test images of each domain (evaluation was a third of its time)
               "fashion": dict(limit=2000, epochs=3, batch=64, optimizer="sgd", lr=3e-2, lr_schedule="cosine", model=_FASHION_MODEL,
                               test_limit=5000)},
-    "full": {"moons": dict(limit=0, epochs=200, batch=64, optimizer="adam", lr=1e-3, lr_schedule="constant", model={}),
+    "full": {"moons": dict(limit=0, epochs=100, batch=64, optimizer="adam", lr=1e-3, lr_schedule="constant", model={}),
              "fashion": dict(limit=8000, epochs=4, batch=64, optimizer="sgd", lr=3e-2, lr_schedule="cosine", model=_FASHION_MODEL)},
 }
 PAIRS = {"moons": ("moons", "moons-rotated"), "fashion": ("fashion-mnist", "fashion-m")}
