@@ -8,7 +8,8 @@ import torch
 
 from conftest import needs_fashion
 from reprlab.data.domains import (
-    FASHION_M_TEST_PHOTOS, FASHION_M_TRAIN_PHOTOS, PairedBatches, blend_with_photos, load_domain_pair, make_moons_split,
+    FASHION_M_PHOTOS, FASHION_M_TEST_PHOTOS, FASHION_M_TRAIN_PHOTOS, PairedBatches, blend_with_photos, brightness_stratified_split,
+    load_domain_pair, make_moons_split, photo_luminance,
 )
 from reprlab.errors import ConfigError, DataError
 from reprlab.metrics.domain import (
@@ -130,6 +131,18 @@ def test_fashion_m_blend_is_deterministic_and_uses_only_given_photos():
 def test_fashion_m_train_and_test_photos_are_disjoint():
     assert set(FASHION_M_TRAIN_PHOTOS).isdisjoint(FASHION_M_TEST_PHOTOS)
     assert len(FASHION_M_TEST_PHOTOS) >= 2 and len(FASHION_M_TRAIN_PHOTOS) >= 2
+    assert set(FASHION_M_TRAIN_PHOTOS) | set(FASHION_M_TEST_PHOTOS) == set(FASHION_M_PHOTOS)
+
+
+def test_fashion_m_photo_split_is_the_stated_brightness_rule():
+    # sorted by mean luminance and alternated, the darkest to train: the constants are that rule's output
+    assert brightness_stratified_split(FASHION_M_PHOTOS) == (FASHION_M_TRAIN_PHOTOS, FASHION_M_TEST_PHOTOS)
+    lum_tr = [photo_luminance(p) for p in FASHION_M_TRAIN_PHOTOS]
+    lum_te = [photo_luminance(p) for p in FASHION_M_TEST_PHOTOS]
+    assert lum_tr == sorted(lum_tr) and lum_te == sorted(lum_te)
+    # both splits span dark to bright photos, interleaved
+    assert all(a < b for a, b in zip(lum_tr, lum_te)) and all(b < a for b, a in zip(lum_te, lum_tr[1:]))
+    assert min(lum_tr) < 40 and max(lum_te) > 150
 
 
 @needs_fashion
@@ -244,6 +257,36 @@ def test_pseudo_label_table_refreshes_every_epoch():
     assert float(out["pl_used"]) == 1.0 and float(out["adapt"]) > 0  # every max-probability of 2 classes is >= 0.5
 
 
+def test_input_standardization_removes_brightness_and_contrast():
+    from reprlab.models.adaptation import InputStandardization
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 3, 8, 8, generator=g)
+    z = InputStandardization("channel")(x)
+    assert torch.allclose(z.mean((2, 3)), torch.zeros(6, 3), atol=1e-5)
+    assert torch.allclose(z.std((2, 3), unbiased=False), torch.ones(6, 3), atol=0.1)  # eps=1e-2 against std ~0.29
+    # a per-image, per-channel gain and offset (a brighter or darker photo) does not change what the network sees
+    gain, offset = torch.rand(6, 3, 1, 1, generator=g) + 0.5, torch.rand(6, 3, 1, 1, generator=g)
+    m = create_model("da_dann", input_shape=(3, 8, 8), num_classes=3, channels=(4,), feature_dim=8)
+    assert torch.allclose(m(x), m(x * gain + offset), atol=1e-2)
+    zi = InputStandardization("image")(x)
+    assert torch.allclose(zi.mean((1, 2, 3)), torch.zeros(6), atol=1e-5)
+    none = create_model("da_dann", input_shape=(3, 8, 8), num_classes=3, channels=(4,), feature_dim=8, standardize="none")
+    assert not any(isinstance(mod, InputStandardization) for mod in none.modules())
+    assert not torch.allclose(none(x), none(x + 0.5), atol=1e-2)
+    with pytest.raises(ConfigError, match="model.standardize must be one of channel, image, none"):
+        create_model("da_mmd", input_shape=(3, 8, 8), num_classes=3, standardize="pixel")
+
+
+def test_source_only_never_reads_the_target():
+    torch.manual_seed(0)
+    m = create_model("da_source_only", input_shape=(3, 8, 8), num_classes=3, channels=(4,), feature_dim=8)
+    b = m.example_batch(4)
+    b["x_t"] = torch.full_like(b["x_t"], float("nan"))
+    out = m.loss(b)
+    assert torch.isfinite(out["loss"]) and "adapt" not in out
+
+
 def test_models_reject_plain_image_batches():
     m = create_model("da_dann", input_shape=(2,), num_classes=2)
     with pytest.raises(ConfigError, match="domains"):
@@ -266,6 +309,7 @@ def one_line(err: str) -> str:
     (["--source", "digits"], "name a --target"),
     (["--source", "moons", "--target", "moons"], "two different domains"),
     (["--source", "moons", "--model.nope=1"], "unknown config key model.nope"),
+    (["--source", "moons", "--model.standardize=pixel"], "model.standardize must be one of channel, image, none"),
 ])
 def test_adapt_bad_input_exit_2_one_line(cli, tmp_path, args, expect):
     rc, out, err = cli("adapt", *args, "--epochs", "1", "--no-progress", "--out", tmp_path / "run")
