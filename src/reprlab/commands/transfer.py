@@ -62,6 +62,9 @@ def register(sub) -> None:
     how.add_argument("--backbone-lr-mult", type=float, default=0.1, help="backbone lr = lr * this, in modes last-k and all (default 0.1)")
     how.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant", help="cosine decays every lr to 0 over the run")
     how.add_argument("--head", choices=HEADS, default="linear", help="linear (a trained layer), or svm / logreg on frozen features")
+    how.add_argument("--features", choices=["pooled", "spatial"], default="pooled",
+                     help="frozen features for --head svm/logreg: pooled (globally average-pooled, default) or spatial "
+                          "(the last two blocks average-pooled to 2x2, which keeps coarse layout)")
     p.add_argument("--out", help="run directory to create (default runs/transfer-TARGET-MODE-seedN)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     add_trainer_flags(p)
@@ -157,6 +160,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     trainer_cfg = build(TrainerConfig, tree["trainer"], "trainer")
     if args.head != "linear" and args.mode != "frozen":
         raise ConfigError(f"--head {args.head} is fit on frozen features; use it with --mode frozen")
+    if args.features != "pooled" and args.head == "linear":
+        raise ConfigError(f"--features {args.features} is for a classical head on frozen features; add --head svm or --head logreg")
     if args.backbone_lr_mult <= 0:
         raise ConfigError(f"--backbone-lr-mult must be > 0, got {args.backbone_lr_mult}")
     out = Path(args.out) if args.out else Path("runs") / f"transfer-{args.target}-{args.mode}-seed{trainer_cfg.seed}"
@@ -178,9 +183,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     print(f"target: {d.name}, {len(x_tr)} labelled training images, {len(x_te)} test images, {d.num_classes} classes", file=sys.stderr)
     t0 = time.perf_counter()
     if args.head != "linear":
-        f_tr, f_te = model.features(x_tr).numpy(), model.features(x_te).numpy()
+        f_tr, f_te = model.features(x_tr, kind=args.features).numpy(), model.features(x_te, kind=args.features).numpy()
         acc = classical_head_accuracy(args.head, f_tr, y_tr.numpy(), f_te, d.test[1].numpy(), trainer_cfg.seed)
-        result = {"test/acc": acc, "wall_seconds": time.perf_counter() - t0, "head": args.head, "train_size": len(x_tr)}
+        result = {"test/acc": acc, "wall_seconds": time.perf_counter() - t0, "head": args.head, "features": args.features, "train_size": len(x_tr)}
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
         print(f"run: {out}")
