@@ -204,3 +204,19 @@ def test_spatial_features_pool_the_last_two_blocks_to_2x2(backbone, channels, sp
         m.features(x, kind="gap")
     with pytest.raises(DataError, match="images are 1x8x8"):
         m.features(torch.rand(2, channels, 8, 8)[:, :1], kind="spatial")
+
+
+def test_probe_head_starts_where_logistic_regression_is(source, digits28):
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = digits28
+    seed_everything(0)
+    m = target_model(source, 10, "all", standardize_on=x, probe_on=(x, y))
+    f = ((m.features(x) - m.feature_mean) / m.feature_std).numpy()
+    want = LogisticRegression(max_iter=1000).fit(f, y.numpy()).predict(f)
+    assert torch.equal(m.predict(x), torch.as_tensor(want))  # the head is that probe, before any step
+    seed_everything(0)
+    r = target_model(source, 10, "all", standardize_on=x)
+    assert (m.predict(x) == y).float().mean() > (r.predict(x) == y).float().mean() + 0.3  # a random head is near chance
+    with pytest.raises(DataError, match="a probe head needs every class"):
+        target_model(source, 10, "all", standardize_on=x, probe_on=(x[y < 5], y[y < 5]))
