@@ -242,7 +242,7 @@ def run(ctx: StudyContext) -> StudyResult:
                         + f" (the one-off source pre-training, {src['seconds']:.0f}s, not counted)", "met" if r <= 0.2 else "not met"]]
             fx = out["reach"][(10, "frozen + SVM, spatial")]
             targets.append(["(for comparison, not a target) feature extraction (frozen + SVM, spatial) reaches it in (a) (10 labels/class)",
-                            f"{fx['hit']}/{len(seeds)} seeds" + (f", {float(np.median(fx['ratios'])):.2f} of scratch's time" if fx["ratios"] else ""), "-"])
+                            f"{fx['hit']}/{len(seeds)} seeds" + (f", {float(np.median(fx['ratios'])):.3f} of scratch's time" if fx["ratios"] else ""), "-"])
 
     res.findings.append(Finding(
         "Transfer reduces training time: fine-tuning reaches the scratch model's final accuracy in at most half its training time.",
