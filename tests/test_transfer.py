@@ -184,3 +184,39 @@ def test_wrong_image_size_is_an_error_not_a_silent_answer():
     m = create_model("classifier", width=8)
     with pytest.raises(DataError, match="images are 1x8x8 but the classifier takes 1x28x28"):
         m(torch.rand(2, 1, 8, 8))
+
+
+@pytest.mark.parametrize("backbone, channels, spatial", [("small_cnn", 1, 4 * (16 + 32)), ("resnet18", 3, 4 * (256 + 512))])
+def test_spatial_features_pool_the_last_two_blocks_to_2x2(backbone, channels, spatial):
+    seed_everything(0)
+    m = create_model("classifier", backbone=backbone, width=8, input_shape=(channels, 28, 28)).eval()
+    x = torch.rand(3, channels, 28, 28)
+    with torch.no_grad():
+        outs = m.backbone.forward_blocks(x)
+        assert len(outs) == len(m.backbone.blocks())
+        assert torch.allclose(outs[-1].mean((2, 3)), m.forward_features(x), atol=1e-6)  # the pooled features are the last block's mean
+    s = m.features(x, kind="spatial")
+    assert s.shape == (3, spatial)
+    top_left = outs[-1][:, :, : outs[-1].shape[2] // 2, : outs[-1].shape[3] // 2].mean((2, 3))  # even size: an exact quadrant
+    if outs[-1].shape[2] % 2 == 0:
+        assert torch.allclose(s.view(3, -1)[:, 4 * outs[-2].shape[1]:].view(3, -1, 4)[:, :, 0], top_left, atol=1e-5)
+    with pytest.raises(ValueError, match="feature kind"):
+        m.features(x, kind="gap")
+    with pytest.raises(DataError, match="images are 1x8x8"):
+        m.features(torch.rand(2, channels, 8, 8)[:, :1], kind="spatial")
+
+
+def test_probe_head_starts_where_logistic_regression_is(source, digits28):
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = digits28
+    seed_everything(0)
+    m = target_model(source, 10, "all", standardize_on=x, probe_on=(x, y))
+    f = ((m.features(x) - m.feature_mean) / m.feature_std).numpy()
+    want = LogisticRegression(max_iter=1000).fit(f, y.numpy()).predict(f)
+    assert torch.equal(m.predict(x), torch.as_tensor(want))  # the head is that probe, before any step
+    seed_everything(0)
+    r = target_model(source, 10, "all", standardize_on=x)
+    assert (m.predict(x) == y).float().mean() > (r.predict(x) == y).float().mean() + 0.3  # a random head is near chance
+    with pytest.raises(DataError, match="a probe head needs every class"):
+        target_model(source, 10, "all", standardize_on=x, probe_on=(x[y < 5], y[y < 5]))

@@ -30,8 +30,13 @@ def test_frozen_svm_and_fine_tuning_runs(cli, source, tmp_path):
                        "--labels-per-class", "10", "--out", tmp_path / "svm")
     assert rc == 0, err
     assert json.loads((tmp_path / "svm" / "final_metrics.json").read_text())["test/acc"] > 0.5  # chance is 0.1
+    rc, out, err = cli("transfer", "--source", source, "--target", "digits-28", "--mode", "frozen", "--head", "logreg",
+                       "--features", "spatial", "--labels-per-class", "10", "--out", tmp_path / "spatial")
+    assert rc == 0, err
+    got = json.loads((tmp_path / "spatial" / "final_metrics.json").read_text())
+    assert got["features"] == "spatial" and got["test/acc"] > 0.5
     rc, out, err = cli("transfer", "--source", source, "--target", "digits-28", "--mode", "last-k", "--unfreeze", "2",
-                       "--labels-per-class", "10", "--epochs", "2", "--out", tmp_path / "ft", *FAST)
+                       "--labels-per-class", "10", "--epochs", "2", "--head-init", "probe", "--out", tmp_path / "ft", *FAST)
     assert rc == 0, err
     assert "100 labelled training images" in err
     m = reprlab.load(tmp_path / "ft")
@@ -76,6 +81,8 @@ def test_mismatched_weights_strict_error_and_listed_partial_load(cli, source, tm
     (["--mode", "frozen", "--labels-per-class", "500"], "--labels-per-class 500 is more than the data has"),
     (["--mode", "frozen", "--target-override", "digits"], "digits images are 1x8x8 but the backbone takes 1x28x28; use --target digits-28"),
     (["--mode", "all", "--head", "svm"], "use it with --mode frozen"),
+    (["--mode", "frozen", "--features", "spatial"], "add --head svm or --head logreg"),
+    (["--mode", "frozen", "--head", "svm", "--head-init", "probe"], "use it with --mode frozen, last-k or all and --head linear"),
     (["--mode", "frozen", "--model.width=4"], "--trainer.KEY=VALUE overrides only"),
 ])
 def test_bad_input_exit_2_one_line(cli, source, tmp_path, args, expect):

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, DataError
 from ._common import add_trainer_flags, positive_int, resolve_config
 
 HEADS = ("linear", "svm", "logreg")
@@ -61,7 +61,13 @@ def register(sub) -> None:
     how.add_argument("--unfreeze", type=positive_int, default=1, help="blocks to train in mode last-k, counted from the last (default 1)")
     how.add_argument("--backbone-lr-mult", type=float, default=0.1, help="backbone lr = lr * this, in modes last-k and all (default 0.1)")
     how.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant", help="cosine decays every lr to 0 over the run")
+    how.add_argument("--head-init", choices=["random", "probe"], default="random",
+                     help="probe: start the new head as a logistic regression on the frozen features (LP-FT); "
+                          "modes frozen, last-k, all (default random)")
     how.add_argument("--head", choices=HEADS, default="linear", help="linear (a trained layer), or svm / logreg on frozen features")
+    how.add_argument("--features", choices=["pooled", "spatial"], default="pooled",
+                     help="frozen features for --head svm/logreg: pooled (globally average-pooled, default) or spatial "
+                          "(the last two blocks average-pooled to 2x2, which keeps coarse layout)")
     p.add_argument("--out", help="run directory to create (default runs/transfer-TARGET-MODE-seedN)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     add_trainer_flags(p)
@@ -70,12 +76,15 @@ def register(sub) -> None:
 
 # ---------------------------------------------------------------------------- library functions
 def target_model(source, num_classes: int, mode: str, unfreeze: int = 1, backbone_lr_mult: float = 0.1,
-                 standardize_on: Tensor | None = None, **config: Any):
+                 standardize_on: Tensor | None = None, probe_on: tuple[Tensor, Tensor] | None = None, **config: Any):
     """A classifier for ``num_classes`` classes in ``mode``, with ``source``'s backbone weights (None: random init).
 
     ``source`` is a trained :class:`~reprlab.models.classifier.Classifier`; ``config`` sets other fields
     (backbone, width, input_shape) when there is no source. ``standardize_on``: target training images
     whose pre-trained features set the head's input standardization (not in mode scratch).
+    ``probe_on``: labelled target images (x, y); the new head starts as a logistic regression fit on their
+    (standardized) pre-trained features instead of at random - "linear probe, then fine-tune" (LP-FT), so
+    the first steps of fine-tuning do not push a random head's errors into the backbone. Not in mode scratch.
     """
     from ..registry import build_config, create_model
 
@@ -89,19 +98,42 @@ def target_model(source, num_classes: int, mode: str, unfreeze: int = 1, backbon
         model.backbone.load_state_dict(source.backbone.state_dict())
         if standardize_on is not None:
             model.standardize_features(standardize_on)
+        if probe_on is not None:
+            probe_head(model, *probe_on)
     return model
 
 
-def classical_head_accuracy(kind: str, f_tr: np.ndarray, y_tr: np.ndarray, f_te: np.ndarray, y_te: np.ndarray, seed: int = 0) -> float:
-    """Test accuracy of a scikit-learn SVM (RBF) or logistic regression fit on standardized features."""
+def probe_head(model, x: Tensor, y: Tensor) -> None:
+    """Set ``model``'s head to a multinomial logistic regression (C=1) fit on what the head sees of images x, labels y."""
+    from sklearn.linear_model import LogisticRegression
+
+    f = ((model.features(x) - model.feature_mean) / model.feature_std).numpy()
+    lr = LogisticRegression(max_iter=1000).fit(f, y.numpy())
+    coef, bias = torch.as_tensor(lr.coef_, dtype=torch.float32), torch.as_tensor(lr.intercept_, dtype=torch.float32)
+    if coef.shape[0] == 1:  # two classes: scikit-learn keeps one row (the logit of class 1)
+        coef, bias = torch.cat([-coef / 2, coef / 2]), torch.cat([-bias / 2, bias / 2])
+    if coef.shape != model.head.weight.shape:
+        raise DataError(f"the labelled images hold {coef.shape[0]} of the {model.head.weight.shape[0]} classes; "
+                        "a probe head needs every class")
+    with torch.no_grad():
+        model.head.weight.copy_(coef)
+        model.head.bias.copy_(bias)
+
+
+def classical_head(kind: str, f_tr: np.ndarray, y_tr: np.ndarray, seed: int = 0):
+    """A scikit-learn SVM (RBF, C=10) or logistic regression, fit on standardized features (a fitted pipeline)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
     clf = SVC(C=10.0, gamma="scale", random_state=seed) if kind == "svm" else LogisticRegression(max_iter=1000, random_state=seed)
-    pipe = make_pipeline(StandardScaler(), clf).fit(f_tr, y_tr)
-    return float(pipe.score(f_te, y_te))
+    return make_pipeline(StandardScaler(), clf).fit(f_tr, y_tr)
+
+
+def classical_head_accuracy(kind: str, f_tr: np.ndarray, y_tr: np.ndarray, f_te: np.ndarray, y_te: np.ndarray, seed: int = 0) -> float:
+    """Test accuracy of a scikit-learn SVM (RBF) or logistic regression fit on standardized features."""
+    return float(classical_head(kind, f_tr, y_tr, seed).score(f_te, y_te))
 
 
 def accuracy(model, x: Tensor, y: Tensor) -> float:
@@ -157,6 +189,11 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     trainer_cfg = build(TrainerConfig, tree["trainer"], "trainer")
     if args.head != "linear" and args.mode != "frozen":
         raise ConfigError(f"--head {args.head} is fit on frozen features; use it with --mode frozen")
+    if args.head_init == "probe" and (args.mode == "scratch" or args.head != "linear"):
+        raise ConfigError("--head-init probe starts a trained linear head from pre-trained features; use it with --mode frozen, "
+                          "last-k or all and --head linear")
+    if args.features != "pooled" and args.head == "linear":
+        raise ConfigError(f"--features {args.features} is for a classical head on frozen features; add --head svm or --head logreg")
     if args.backbone_lr_mult <= 0:
         raise ConfigError(f"--backbone-lr-mult must be > 0, got {args.backbone_lr_mult}")
     out = Path(args.out) if args.out else Path("runs") / f"transfer-{args.target}-{args.mode}-seed{trainer_cfg.seed}"
@@ -173,14 +210,15 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         x_tr, y_tr = label_budget(x_tr, y_tr, args.labels_per_class, trainer_cfg.seed, d.num_classes, d.classes)
     seed_everything(trainer_cfg.seed)
     model = target_model(source, d.num_classes, args.mode, args.unfreeze, args.backbone_lr_mult,
-                         standardize_on=x_tr, lr_schedule=args.lr_schedule, **values)
+                         standardize_on=x_tr, probe_on=(x_tr, y_tr) if args.head_init == "probe" else None,
+                         lr_schedule=args.lr_schedule, **values)
     print(loaded, file=sys.stderr)
     print(f"target: {d.name}, {len(x_tr)} labelled training images, {len(x_te)} test images, {d.num_classes} classes", file=sys.stderr)
     t0 = time.perf_counter()
     if args.head != "linear":
-        f_tr, f_te = model.features(x_tr).numpy(), model.features(x_te).numpy()
+        f_tr, f_te = model.features(x_tr, kind=args.features).numpy(), model.features(x_te, kind=args.features).numpy()
         acc = classical_head_accuracy(args.head, f_tr, y_tr.numpy(), f_te, d.test[1].numpy(), trainer_cfg.seed)
-        result = {"test/acc": acc, "wall_seconds": time.perf_counter() - t0, "head": args.head, "train_size": len(x_tr)}
+        result = {"test/acc": acc, "wall_seconds": time.perf_counter() - t0, "head": args.head, "features": args.features, "train_size": len(x_tr)}
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
         print(f"run: {out}")

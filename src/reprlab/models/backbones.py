@@ -28,6 +28,14 @@ class SmallCNN(nn.Module):
     def blocks(self) -> list[nn.Module]:
         return list(self.layers)
 
+    def forward_blocks(self, x: Tensor) -> list[Tensor]:
+        """The output of every block, first to last: (B, width, 14, 14), (B, 2 width, 7, 7), (B, 4 width, 7, 7)."""
+        outs = []
+        for layer in self.layers:
+            x = layer(x)  # (B, C_i, H_i, W_i)
+            outs.append(x)
+        return outs
+
     def forward(self, x: Tensor) -> Tensor:
         for layer in self.layers:
             x = layer(x)  # (B, C_i, H_i, W_i)
@@ -53,6 +61,13 @@ class ResNet18Backbone(nn.Module):
 
     def blocks(self) -> list[nn.Module]:
         return [nn.ModuleList([self.conv1, self.bn1]), self.layer1, self.layer2, self.layer3, self.layer4]
+
+    def forward_blocks(self, x: Tensor) -> list[Tensor]:
+        """The output of every block, first to last: stem, layer1 .. layer4."""
+        outs = [self.relu(self.bn1(self.conv1(x)))]  # (B, 64, H, W)
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            outs.append(layer(outs[-1]))
+        return outs
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.relu(self.bn1(self.conv1(x)))  # (B, 64, H, W)

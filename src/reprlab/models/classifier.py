@@ -27,6 +27,7 @@ from .backbones import BACKBONE_BLOCKS, make_backbone
 from .base import ReprModel
 
 MODES = ("scratch", "frozen", "last-k", "all")
+FEATURE_KINDS = ("pooled", "spatial")  # frozen features for a classical head: see Classifier.features
 
 
 @dataclass(frozen=True)
@@ -187,11 +188,28 @@ class Classifier(ReprModel):
         self.train(was)
         return out
 
-    def features(self, x: Tensor, batch_size: int = 1024) -> Tensor:
-        """Backbone features of x (B, C, H, W) -> (B, F), in eval mode without gradients."""
+    def spatial_features(self, x: Tensor) -> Tensor:
+        """The last two blocks' outputs, each average-pooled to a 2x2 grid and concatenated: (B, 4 * (C_-2 + C_-1)).
+
+        Global average pooling (``forward_features``) keeps what the source classes needed and throws away
+        where things are; for a target whose classes differ in shape (sandal, sneaker, ankle boot) the coarse
+        layout and the earlier block carry much of what a classical head on frozen features can use.
+        """
+        self.forward_features(x[:0])  # the same input-shape check
+        outs = self.backbone.forward_blocks(x)[-2:]
+        return torch.cat([F.adaptive_avg_pool2d(o, 2).flatten(1) for o in outs], 1)
+
+    def features(self, x: Tensor, batch_size: int = 1024, kind: str = "pooled") -> Tensor:
+        """Backbone features of x (B, C, H, W) -> (B, F), in eval mode without gradients.
+
+        ``kind``: ``pooled`` (the globally pooled features the head sees) or ``spatial`` (:meth:`spatial_features`).
+        """
+        if kind not in FEATURE_KINDS:
+            raise ValueError(f"feature kind must be one of {FEATURE_KINDS}, got {kind!r}")
+        take = self.forward_features if kind == "pooled" else self.spatial_features
         was = self.training
         self.eval()
         with torch.no_grad():
-            out = torch.cat([self.forward_features(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+            out = torch.cat([take(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
         self.train(was)
         return out

@@ -3,7 +3,7 @@
 Two settings: (a) across classes, source = Fashion-MNIST classes 0-4, target = classes 5-9;
 (b) across tasks, source = all of Fashion-MNIST, target = scikit-learn digits upsampled to 28x28.
 Five methods on each target, at several label budgets: scratch, frozen + linear head, frozen + SVM,
-fine-tune the last block, fine-tune all (backbone at a lower lr). Every network method gets the
+fine-tune the last block, fine-tune all (transferred heads start as a linear probe). Every network method gets the
 same number of optimizer steps; its held-out (validation) accuracy is recorded along the way, which
 gives the training time each method needs to reach the scratch model's final accuracy.
 """
@@ -15,7 +15,7 @@ import time
 import numpy as np
 import torch
 
-from ..commands.transfer import accuracy, classical_head_accuracy, target_model
+from ..commands.transfer import accuracy, classical_head, target_model
 from ..config import TrainerConfig
 from ..data import load_images
 from ..data.batches import TensorBatches
@@ -35,12 +35,16 @@ SETTINGS = {
     "a": dict(title="(a) across classes", source="fashion-mnist-0-4", target="fashion-mnist-5-9"),
     "b": dict(title="(b) across tasks", source="fashion-mnist", target="digits-28"),
 }
-METHODS = ("scratch", "frozen + linear", "frozen + SVM", "frozen + logreg", "fine-tune last-k", "fine-tune all")
-CLASSICAL = {"frozen + SVM": "svm", "frozen + logreg": "logreg"}  # scikit-learn heads on frozen features
+METHODS = ("scratch", "frozen + linear", "frozen + SVM", "frozen + logreg", "frozen + SVM, spatial", "fine-tune last-k", "fine-tune all")
+# scikit-learn heads on frozen features: (head, feature kind); "spatial" = the last two blocks pooled to 2x2
+CLASSICAL = {"frozen + SVM": ("svm", "pooled"), "frozen + logreg": ("logreg", "pooled"), "frozen + SVM, spatial": ("svm", "spatial")}
 NETS = {"scratch": "scratch", "frozen + linear": "frozen", "fine-tune last-k": "last-k", "fine-tune all": "all"}
 # one learning rate for every target run (scratch trains all of its weights at it; fine-tuning trains the
-# backbone at LR * BACKBONE_LR_MULT); chosen on (a) at 10 labels/class, where it suited scratch best
-LR, BACKBONE_LR_MULT, BATCH, SOURCE_LR = 1e-2, 0.1, 64, 5e-3
+# backbone at LR * BACKBONE_LR_MULT); LR chosen on (a) at 10 labels/class, where it suited scratch best.
+# BACKBONE_LR_MULT: on (a) at 10 labels/class (3 seeds, quick source) fine-tune all gave 0.797 / 0.817 / 0.822 at
+# 0.1 / 0.3 / 1.0 (0.831 / 0.842 at 0.3 / 1.0 with the probe head), and 0.849 / 0.850 at 0.3 / 1.0 with a width-32
+# source: the source classes differ from the target's, so the backbone has to move as fast as scratch's weights.
+LR, BACKBONE_LR_MULT, BATCH, SOURCE_LR = 1e-2, 1.0, 64, 5e-3
 
 
 def _trainer_cfg(epochs: int, steps: int, batch: int, lr: float, seed: int) -> TrainerConfig:
@@ -61,14 +65,17 @@ def _train_source(name: str, p: dict, data_dir, seed: int):
     return model.eval(), accuracy(model, *d.test), len(x), time.perf_counter() - t0
 
 
-def _fit_curve(model, x, y, xv, yv, steps: int, seed: int, points: int) -> dict:
-    """Train ``model`` for ``steps`` steps; validation accuracy at about ``points`` step counts, with train seconds."""
+def _fit_curve(model, x, y, xv, yv, steps: int, seed: int, points: int, setup_seconds: float = 0.0) -> dict:
+    """Train ``model`` for ``steps`` steps; validation accuracy at about ``points`` step counts, with train seconds.
+
+    ``setup_seconds`` (the head's standardization and probe fit) count as training time from the start.
+    """
     batch = min(BATCH, len(x))
     bpe = math.ceil(len(x) / batch)
     epochs = math.ceil(steps / bpe)
     marks = {int(round(steps * (j + 1) / points)) for j in range(points)}
     curve: list[dict] = []
-    clock = {"train": 0.0, "last": 0.0}
+    clock = {"train": setup_seconds, "last": 0.0}
 
     def started(run_dir) -> None:  # after Fabric's set-up, right before the first step
         clock["last"] = time.perf_counter()
@@ -114,17 +121,19 @@ def _run_setting(key: str, p: dict, ctx: StudyContext, res: StudyResult) -> dict
             runs = {}
             for method, mode in NETS.items():
                 seed_everything(seed)
-                m = target_model(source, d.num_classes, mode, unfreeze=1, backbone_lr_mult=BACKBONE_LR_MULT, standardize_on=xb, lr_schedule="cosine")
-                r = _fit_curve(m, xb, yb, xv, yv, p["steps"], seed, p["points"])
+                t0 = time.perf_counter()
+                # transferred heads start as a logistic-regression probe on the frozen features (LP-FT); scratch's at random
+                m = target_model(source, d.num_classes, mode, unfreeze=1, backbone_lr_mult=BACKBONE_LR_MULT, standardize_on=xb,
+                                 probe_on=None if mode == "scratch" else (xb, yb), lr_schedule="cosine")
+                r = _fit_curve(m, xb, yb, xv, yv, p["steps"], seed, p["points"], setup_seconds=time.perf_counter() - t0)
                 r["test_acc"] = accuracy(m, x_te, y_te)
                 runs[method] = r
-            for method, kind in CLASSICAL.items():
-                t0 = time.perf_counter()
-                f_tr, f_te = source.features(xb).numpy(), source.features(x_te).numpy()
-                acc = classical_head_accuracy(kind, f_tr, yb.numpy(), f_te, y_te.numpy(), seed)
+            for method, (kind, feats) in CLASSICAL.items():
+                t0 = time.perf_counter()  # training = features of the labelled images + the fit (evaluation excluded)
+                head = classical_head(kind, source.features(xb, kind=feats).numpy(), yb.numpy(), seed)
                 sec = time.perf_counter() - t0
-                f_v = source.features(xv).numpy()
-                runs[method] = {"test_acc": acc, "seconds": sec, "val_acc": classical_head_accuracy(kind, f_tr, yb.numpy(), f_v, yv.numpy(), seed)}
+                runs[method] = {"test_acc": float(head.score(source.features(x_te, kind=feats).numpy(), y_te.numpy())), "seconds": sec,
+                                "val_acc": float(head.score(source.features(xv, kind=feats).numpy(), yv.numpy()))}
             out["runs"][(b, seed)] = runs
     # t-SNE of the frozen source features of target test images
     from sklearn.manifold import TSNE
@@ -172,8 +181,10 @@ def run(ctx: StudyContext) -> StudyResult:
             f"Source: small CNN (width {p['width']}) trained on {src['n']} {src['name']} images for {p['src_epochs']} epochs "
             f"at lr {SOURCE_LR} (source test accuracy {src['test_acc']:.3f}, {src['seconds']:.0f}s). Every network method: {p['steps']} Adam steps, "
             f"lr {LR} with cosine decay, batch {BATCH}; fine-tuning trains the backbone at lr x {BACKBONE_LR_MULT}; last-k unfreezes the last block; "
-            "transferred heads see features standardized on the labelled target images. "
-            "SVM: RBF, C=10; logreg: multinomial logistic regression; both on standardized frozen features.",
+            "transferred heads see features standardized on the labelled target images and start as a logistic-regression probe "
+            "on them (LP-FT; scratch's head starts at random). "
+            "SVM: RBF, C=10; logreg: multinomial logistic regression; both on standardized frozen features "
+            "(globally pooled, as the linear head sees them; 'spatial': the last two blocks average-pooled to 2x2).",
         ))
         # time to reach scratch's final validation accuracy
         trows = []
@@ -202,7 +213,8 @@ def run(ctx: StudyContext) -> StudyResult:
             f"{s['title']}: training time to reach the scratch model's final validation accuracy",
             ["labels/class", "method", "seeds reaching it", "train seconds", "epochs", "time / scratch's time"], trows,
             "Seconds of training (evaluation excluded), measured at the validation checkpoints; scratch's own row is its full run. "
-            "SVM / logreg: feature extraction + fit time, counted if their validation accuracy reaches the goal.",
+            "SVM / logreg: feature extraction of the labelled images + fit time (no optimizer steps, so no epochs), counted if their "
+            "validation accuracy reaches the goal. The one-off source pre-training is not included (its time is in the accuracy table's note).",
         ))
         # findings per budget
         for i, b in enumerate(budgets):
@@ -226,7 +238,11 @@ def run(ctx: StudyContext) -> StudyResult:
             targets = [["best transfer beats scratch by >= 10 points at 10 labels/class in (a)", f"{100 * gain[4]:+.1f} points ({gain[2]})",
                         "met" if gain[4] >= 0.10 else "not met"],
                        ["fine-tuning reaches scratch's final accuracy in <= 1/5 of scratch's time in (a) (10 labels/class)",
-                        "not reached in every seed" if r == float("inf") else f"{r:.2f} of scratch's time", "met" if r <= 0.2 else "not met"]]
+                        ("not reached in every seed" if r == float("inf") else f"{r:.2f} of scratch's time")
+                        + f" (the one-off source pre-training, {src['seconds']:.0f}s, not counted)", "met" if r <= 0.2 else "not met"]]
+            fx = out["reach"][(10, "frozen + SVM, spatial")]
+            targets.append(["(for comparison, not a target) feature extraction (frozen + SVM, spatial) reaches it in (a) (10 labels/class)",
+                            f"{fx['hit']}/{len(seeds)} seeds" + (f", {float(np.median(fx['ratios'])):.3f} of scratch's time" if fx["ratios"] else ""), "-"])
 
     res.findings.append(Finding(
         "Transfer reduces training time: fine-tuning reaches the scratch model's final accuracy in at most half its training time.",
