@@ -186,3 +186,25 @@ def test_incremental_decoding_equals_recomputing_the_prefix(name, cfg):
     m.decode_step = lambda *a: G2PModel.decode_step(m, *a)  # the uncached default: rerun the whole prefix
     m.reorder_state = lambda *a: G2PModel.reorder_state(m, *a)
     assert torch.equal(cached_greedy, m.greedy(src)) and torch.equal(cached_beam, m.beam(src, width=3))
+
+
+@pytest.mark.parametrize("site", ["dropout", "attn_dropout", "ff_dropout"])
+def test_each_dropout_site_acts_alone_and_all_off_is_deterministic(site):
+    base = dict(d_model=32, ff=64, enc_layers=1, dec_layers=1, dropout=0.0, attn_dropout=0.0, ff_dropout=0.0)
+    b = random_batch(8, torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    off = create_model("g2p_transformer", **base).train()
+    assert torch.equal(off(b["src"], b["tgt"]), off(b["src"], b["tgt"]))  # no site on: training mode draws no masks
+    assert torch.equal(off(b["src"], b["tgt"]), off.eval()(b["src"], b["tgt"]))
+    torch.manual_seed(0)
+    on = create_model("g2p_transformer", **dict(base, **{site: 0.5})).train()
+    assert not torch.allclose(on(b["src"], b["tgt"]), on(b["src"], b["tgt"]))
+    assert torch.equal(on.eval()(b["src"], b["tgt"]), off.eval()(b["src"], b["tgt"]))  # same weights, dropout off in eval
+
+
+@pytest.mark.parametrize("site", ["attn_dropout", "ff_dropout"])
+def test_dropout_outside_zero_one_is_a_config_error(site):
+    from reprlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"model.{site} must be in"):
+        create_model("g2p_transformer", **{site: 1.0})
