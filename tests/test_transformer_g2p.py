@@ -103,6 +103,7 @@ def test_cli_g2p_prints_pronunciations_and_flags_bad_words(cli, g2p_run, tmp_pat
     (["g2p", "RUN"], "give words"),
     (["g2p", "RUN", "--file", "/no/such/words.txt"], "does not exist"),
     (["g2p", "RUN", "hi", "--beam", "0"], "must be > 0"),
+    (["eval", "RUN", "--beam", "0"], "--beam must be >= 1"),
     (["train", "g2p_lstm", "--data", "digits", "--no-progress"], "cmudict"),
 ])
 def test_cli_bad_input_exits_2_with_one_line(cli, g2p_run, args, msg):
@@ -135,3 +136,15 @@ def test_shipped_test_list_is_the_documented_file():
     data = root.joinpath("cmudict-0.7b.test").read_bytes()
     assert hashlib.sha256(data).hexdigest() == "ece787fd3d88c7b130d43e7c2307ac11e6dfb4c052d661c37808ec7ed1df8574"  # PROVENANCE.md
     assert "BSD" in root.joinpath("ThirdPartyNotice.md").read_text()
+
+
+def test_cli_eval_beam_writes_its_own_file_and_keeps_the_greedy_one(cli, g2p_run):
+    import json
+
+    assert cli("eval", g2p_run)[0] == 0
+    greedy = json.loads((g2p_run / "eval.json").read_text())
+    rc, out, err = cli("eval", g2p_run, "--beam", "2")
+    assert rc == 0, err
+    beam = json.loads((g2p_run / "eval-beam2.json").read_text())
+    assert json.loads((g2p_run / "eval.json").read_text()) == greedy  # not overwritten
+    assert beam["test/beam"] == 2 and 0 <= beam["test/wer"] <= 1 and "test/beam" not in greedy

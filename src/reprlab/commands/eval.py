@@ -12,6 +12,8 @@ def register(sub) -> None:
     p.add_argument("run", help="run directory")
     p.add_argument("--data-dir", help="folder with the dataset files, if not where training found them")
     p.add_argument("--nll-samples", type=int, default=0, help="importance samples for the IWAE test NLL (VAEs), e.g. 5000")
+    p.add_argument("--beam", type=int, default=1,
+                   help="beam width for G2P decoding (default 1: greedy); results go to RUN/eval-beamN.json")
     p.add_argument("--figure", help="write a reconstructions figure here (autoencoders; default RUN/reconstructions.png)")
     p.set_defaults(func=run)
 
@@ -42,9 +44,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.nll_samples < 0:
         raise ConfigError(f"--nll-samples must be >= 0, got {args.nll_samples}")
+    if args.beam < 1:
+        raise ConfigError(f"--beam must be >= 1, got {args.beam}")
+    if args.beam > 1 and not hasattr(model, "beam"):
+        raise ConfigError(f"model {saved['model']!r} does not decode sequences; --beam works for G2P models")
     metrics = {f"test/{k}": v for k, v in evaluate_model(model, task.test).items()}
     if hasattr(model, "test_metrics"):
         opts = {"nll_samples": args.nll_samples} if args.nll_samples else {}
+        if args.beam > 1:
+            opts["beam"] = args.beam
+            metrics["test/beam"] = args.beam
         metrics.update({f"test/{k}": v for k, v in model.test_metrics(task.test, **opts).items()})
     elif args.nll_samples:
         raise ConfigError(f"model {saved['model']!r} has no likelihood; --nll-samples works for VAEs")
@@ -55,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         x = next(iter(task.test.epoch(0)))["x"][:16]
         reconstruction_grid(x, model.reconstruct(x).detach(), fig)
         metrics["figure"] = str(fig)
-    atomic_write_text(Path(args.run) / "eval.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    name = f"eval-beam{args.beam}.json" if args.beam > 1 else "eval.json"  # a beam run keeps the greedy results
+    atomic_write_text(Path(args.run) / name, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     print(json.dumps(metrics, indent=2, sort_keys=True))
     return 0
