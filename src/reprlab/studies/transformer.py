@@ -214,9 +214,10 @@ def _run(ctx: StudyContext) -> StudyResult:
     tok_t, tok_l = mean_std(col("Transformer", "tokens_per_s"))[0], mean_std(col("LSTM+attention", "tokens_per_s"))[0]
     res.findings.append(Finding(
         "The Transformer trains more tokens per second than the LSTM at the same parameter count.",
-        "supported" if tok_t > 1.05 * tok_l else ("not supported" if tok_t < 0.95 * tok_l else "inconclusive"),
+        "supported" if tok_t > 1.10 * tok_l else ("not supported" if tok_t < 0.90 * tok_l else "inconclusive"),
         f"{tok_t:,.0f} vs {tok_l:,.0f} phoneme tokens/s (ratio {tok_t / tok_l:.2f}) with {n_t:,} vs {n_l:,} parameters "
-        "on one CPU thread (tokens per CPU-second).",
+        "on one CPU thread (tokens per CPU-second); a ratio within 0.90-1.10 is inconclusive, because repeated "
+        "runs on this shared machine moved it by that much (benchmarks/bench_g2p_speed.py).",
     ))
     (mt, st), (ml, sl) = mean_std(col("Transformer", "wer", 100)), mean_std(col("LSTM+attention", "wer", 100))
     noise = max(st, sl, 0.5)
