@@ -5,12 +5,14 @@ STAMP   := .venv/.reprlab-installed
 TORCH   := torch==2.14.1 torchvision==0.29.1
 FMNIST  := /usr/share/datasets/fashion-mnist
 PRESET  ?= quick
+THREADS ?= 0
 
 .PHONY: all setup data test demo bench clean help
 
 help:
 	@echo "make test   set up .venv and the data, then run the test suite"
 	@echo "make demo   set up, run every study on its quick preset, write reports/index.html"
+	@echo "            (THREADS=1 make demo on a machine busy with other work)"
 	@echo "make bench  set up, run the speed benchmarks (ratios against peers and the hardware)"
 
 setup: $(STAMP) data
@@ -40,7 +42,7 @@ test: setup
 	$(PY) -m pytest -n 2 --dist loadfile tests
 
 demo: setup
-	.venv/bin/reprlab study all --preset $(PRESET) --out reports
+	.venv/bin/reprlab study all --preset $(PRESET) --out reports --threads $(THREADS)
 	.venv/bin/reprlab report --in reports
 	@echo "report: reports/index.html"
 

@@ -58,6 +58,7 @@ def test_help_works(cli):
     (["frobnicate"], "invalid choice"),
     (["sample", "/nonexistent-run"], "does not exist"),
     (["study", "nope"], "unknown study 'nope'"),
+    (["study", "autoencoder", "--threads", "-1"], "--threads must be >= 0"),
 ])
 def test_bad_input_exit_2_one_line(cli, args, expect):
     rc, out, err = cli(*args)
@@ -186,3 +187,29 @@ def test_models_command(cli):
     for line in out.splitlines():
         name, task, where = line.split()[:3]
         assert (src / where).is_file(), line
+
+
+def test_study_threads_reset_before_each_study(cli, monkeypatch, tmp_path):
+    """A study that sets torch's thread count (e.g. to 1) does not leak it into the next one."""
+    import torch
+
+    from reprlab.studies import base
+
+    seen = []
+
+    class Result:
+        verdict = "supported"
+
+    def fake_run_study(name, *args):
+        seen.append((name, torch.get_num_threads()))
+        torch.set_num_threads(1)  # as the one-thread studies do through their TrainerConfig
+        return Result()
+
+    monkeypatch.setattr(base, "run_study", fake_run_study)
+    before = torch.get_num_threads()
+    try:
+        rc, _, _ = cli("study", "all", "--threads", "2", "--out", tmp_path)
+    finally:
+        torch.set_num_threads(before)
+    assert rc == 0 and len(seen) == len(base.study_names()) > 1
+    assert all(n == 2 for _, n in seen), seen

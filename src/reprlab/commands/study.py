@@ -17,14 +17,15 @@ def register(sub) -> None:
     p.add_argument("--out", default="reports", help="folder for the results (one sub-folder per study)")
     p.add_argument("--data-dir", help="folder with the dataset files")
     p.add_argument("--seeds", type=int, help="number of seeds (default 1 for smoke, 3 otherwise)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads for the studies that do not fix their own (autoencoder, transfer, gan); "
+                        "0 = torch's default (all cores). Use 1 on a machine that is busy with other work")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..studies.base import run_study, study_names
-
-    from ..studies.base import get_study
+    from ..studies.base import get_study, run_study, study_names
 
     names = study_names()
     if args.name not in ("list", "all"):
@@ -37,7 +38,13 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds is not None and args.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     seeds = tuple(range(args.seeds)) if args.seeds else None
+    if args.threads < 0:
+        raise ConfigError(f"--threads must be >= 0 (0 = torch's default), got {args.threads}")
+    import torch
+
+    threads = args.threads or torch.get_num_threads()
     for n in todo:
+        torch.set_num_threads(threads)  # each study starts alike, whatever the one before it set
         t0 = time.perf_counter()
         print(f"study {n} ({args.preset}) ...", file=sys.stderr)
         res = run_study(n, args.preset, Path(args.out), args.data_dir, seeds)
