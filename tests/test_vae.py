@@ -87,6 +87,30 @@ def test_training_lowers_test_nll(digits):
     assert before > 40 and after < 0.75 * before, (before, after)
 
 
+def test_gated_layer_is_a_linear_part_times_a_sigmoid_gate():
+    from reprlab.models.vae import GatedLinear
+
+    torch.manual_seed(0)
+    g = GatedLinear(5, 3)
+    x = torch.randn(4, 5)
+    w, b = g.linear.weight, g.linear.bias
+    expected = (x @ w[:3].T + b[:3]) * torch.sigmoid(x @ w[3:].T + b[3:])
+    assert torch.allclose(g(x), expected, atol=1e-6)
+
+
+def test_gated_vae_trains(digits):
+    seed_everything(0)
+    m = create_model("vae_mlp", input_shape=(1, 8, 8), latent_dim=4, hidden=(32, 32), gated=True, binarize=True)
+    assert not any(isinstance(layer, torch.nn.ReLU) for layer in m.modules())
+    x = digits.test[0][:200]
+    before = iwae_nll(m, x, 10)
+    Trainer(TrainerConfig(epochs=5, batch_size=64, lr=3e-3, progress=False, tensorboard=False)).fit(
+        m, TensorBatches({"x": digits.train[0]}, 64))
+    after = iwae_nll(m, x, 10)
+    assert m.sample(3).shape == (3, 1, 8, 8)
+    assert after < 0.75 * before, (before, after)
+
+
 # ---------------------------------------------------------------- data handling and schedules
 def test_dynamic_binarization_draws_fresh_bits_with_the_right_mean():
     m = create_model("vae_mlp", input_shape=(1, 8, 8), latent_dim=2, hidden=(8,), binarize=True).train()

@@ -196,9 +196,27 @@ class _VAE(ReprModel):
             return self.decode(z.reshape(-1, self.config.latent_dim))[:n]
 
 
+class GatedLinear(nn.Module):
+    """A gated dense layer (Dauphin et al., 2017): (W x + b) ⊙ σ(V x + c), both halves from one matmul."""
+
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__()
+        self.linear = nn.Linear(n_in, 2 * n_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, gate = self.linear(x).chunk(2, dim=-1)
+        return h * torch.sigmoid(gate)
+
+
+def gated_mlp(sizes: list[int]) -> nn.Sequential:
+    """Gated dense layers of the given sizes, one after another."""
+    return nn.Sequential(*(GatedLinear(a, b) for a, b in zip(sizes[:-1], sizes[1:])))
+
+
 @dataclass(frozen=True)
 class VAEConfig(_VAECommon):
     hidden: tuple[int, ...] = (512, 256)
+    gated: bool = False  # gated hidden layers, h = (W x + b) * sigmoid(V x + c), as in the VampPrior set-up
 
     def __post_init__(self) -> None:
         self._check_common()
@@ -207,14 +225,22 @@ class VAEConfig(_VAECommon):
 
 @register_model("vae_mlp", config=VAEConfig)
 class MLPVAE(_VAE):
-    """MLP VAE: flatten -> hidden layers -> (μ, log σ²); z -> mirrored layers -> p(x|z)."""
+    """MLP VAE: flatten -> hidden layers -> (μ, log σ²); z -> mirrored layers -> p(x|z).
+
+    ``gated=True`` makes every hidden layer a gated dense layer (no ReLU), the layer type of the
+    VampPrior paper's VAEs (Tomczak & Welling, 2018), whose set-up the quality target comes from.
+    """
 
     def __init__(self, config: VAEConfig):
         super().__init__(config)
         d = math.prod(config.input_shape)
-        self.encoder = mlp([d, *config.hidden], last_act=nn.ReLU())
+        if config.gated:
+            self.encoder = gated_mlp([d, *config.hidden])
+            self.decoder = nn.Sequential(gated_mlp([config.latent_dim, *reversed(config.hidden)]), nn.Linear(config.hidden[0], d))
+        else:
+            self.encoder = mlp([d, *config.hidden], last_act=nn.ReLU())
+            self.decoder = mlp([config.latent_dim, *reversed(config.hidden), d])
         self.to_params = nn.Linear(config.hidden[-1], 2 * config.latent_dim)  # μ and log σ² in one matmul
-        self.decoder = mlp([config.latent_dim, *reversed(config.hidden), d])
 
     def encoder_params(self, x: Tensor) -> tuple[Tensor, Tensor]:
         mu, logvar = self.to_params(self.encoder(x.flatten(1))).chunk(2, dim=1)  # (B, L) each
