@@ -103,7 +103,7 @@ def run(ctx: StudyContext) -> StudyResult:
         "sparse AE": ("sae_mlp", dict(code_dim=k, hidden=(), rho=RHO, sparsity_weight=SPARSITY_WEIGHT)),
         "denoising AE": ("dae_mlp", dict(code_dim=k, hidden=(), corruption="gaussian", noise=DAE_NOISE)),
         "VAE": ("vae_mlp", dict(latent_dim=k, hidden=p["vae_hidden"], binarize=True, gated=p.get("vae_gated", False),
-                                **({"kl_warmup": p["vae_kl_warmup"]} if "vae_kl_warmup" in p else {}))),
+                                kl_warmup=p.get("vae_kl_warmup", 0))),
     }
     models: dict[str, list] = {name: [] for name in specs}
     for name, (reg, cfg) in specs.items():
