@@ -96,6 +96,7 @@ def test_cli_g2p_prints_pronunciations_and_flags_bad_words(cli, g2p_run, tmp_pat
     f.write_text("cat\n\ndog\n")
     rc, out, err = cli("g2p", g2p_run, "--file", f)
     assert rc == 0 and [ln.split("  ")[0] for ln in out.strip().splitlines()] == ["CAT", "DOG"] and err == ""
+    assert cli("g2p", g2p_run, "--file", f, "--ensemble", g2p_run, g2p_run) == (rc, out, err)  # copies decode as one
 
 
 @pytest.mark.parametrize("args,msg", [
@@ -148,3 +149,25 @@ def test_cli_eval_beam_writes_its_own_file_and_keeps_the_greedy_one(cli, g2p_run
     beam = json.loads((g2p_run / "eval-beam2.json").read_text())
     assert json.loads((g2p_run / "eval.json").read_text()) == greedy  # not overwritten
     assert beam["test/beam"] == 2 and 0 <= beam["test/wer"] <= 1 and "test/beam" not in greedy
+
+
+def test_cli_eval_ensemble_writes_its_own_file(cli, g2p_run, tmp_path):
+    import json
+
+    rc, out, err = cli("eval", g2p_run, "--ensemble", g2p_run, "--beam", "2")
+    assert rc == 0, err
+    res = json.loads((g2p_run / "eval-ensemble2-beam2.json").read_text())
+    assert res["test/ensemble"] == [str(g2p_run)] * 2 and 0 <= res["test/wer"] <= 1
+    # an ensemble of a run with itself decodes exactly as the run does
+    assert cli("eval", g2p_run, "--beam", "2")[0] == 0
+    alone = json.loads((g2p_run / "eval-beam2.json").read_text())
+    assert (res["test/wer"], res["test/per"]) == (alone["test/wer"], alone["test/per"])
+
+
+def test_cli_eval_ensemble_refuses_a_run_that_is_not_g2p(cli, g2p_run, tmp_path):
+    ae = tmp_path / "ae"
+    assert cli("train", "ae_mlp", "--data", "digits", "--epochs", "1", "--no-progress", "--trainer.max_steps=1",
+               "--trainer.tensorboard=false", "--out", ae)[0] == 0
+    for other, msg in [(ae, "needs G2P runs"), (tmp_path / "missing", "missing")]:
+        rc, out, err = cli("eval", g2p_run, "--ensemble", other)
+        assert rc == 2 and len(err.strip().splitlines()) == 1 and msg in err, err

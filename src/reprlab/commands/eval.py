@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ._common import g2p_ensemble
+
 
 def register(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a run on its dataset's test split",
@@ -14,6 +16,9 @@ def register(sub) -> None:
     p.add_argument("--nll-samples", type=int, default=0, help="importance samples for the IWAE test NLL (VAEs), e.g. 5000")
     p.add_argument("--beam", type=int, default=1,
                    help="beam width for G2P decoding (default 1: greedy); results go to RUN/eval-beamN.json")
+    p.add_argument("--ensemble", nargs="+", metavar="RUN2",
+                   help="G2P: decode with RUN and these runs together, averaging their next-phoneme log-probabilities; "
+                        "results go to RUN/eval-ensembleN[-beamK].json")
     p.add_argument("--figure", help="write a reconstructions figure here (autoencoders; default RUN/reconstructions.png)")
     p.set_defaults(func=run)
 
@@ -39,16 +44,20 @@ def run(args: argparse.Namespace) -> int:
     from ..train.checkpoint import atomic_write_text
     from ..train.engine import evaluate_model
 
-    model, task, saved = load_run_task(args.run, args.data_dir)
     from ..errors import ConfigError
 
+    model, task, saved = load_run_task(args.run, args.data_dir)
+    if args.ensemble:
+        model = g2p_ensemble(model, args.run, args.ensemble)
     if args.nll_samples < 0:
         raise ConfigError(f"--nll-samples must be >= 0, got {args.nll_samples}")
     if args.beam < 1:
         raise ConfigError(f"--beam must be >= 1, got {args.beam}")
     if args.beam > 1 and not hasattr(model, "beam"):
         raise ConfigError(f"model {saved['model']!r} does not decode sequences; --beam works for G2P models")
-    metrics = {f"test/{k}": v for k, v in evaluate_model(model, task.test).items()}
+    metrics = {} if args.ensemble else {f"test/{k}": v for k, v in evaluate_model(model, task.test).items()}
+    if args.ensemble:
+        metrics["test/ensemble"] = [str(args.run), *map(str, args.ensemble)]
     if hasattr(model, "test_metrics"):
         opts = {"nll_samples": args.nll_samples} if args.nll_samples else {}
         if args.beam > 1:
@@ -64,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         x = next(iter(task.test.epoch(0)))["x"][:16]
         reconstruction_grid(x, model.reconstruct(x).detach(), fig)
         metrics["figure"] = str(fig)
-    name = f"eval-beam{args.beam}.json" if args.beam > 1 else "eval.json"  # a beam run keeps the greedy results
+    name = "eval" + (f"-ensemble{len(args.ensemble) + 1}" if args.ensemble else "") + (f"-beam{args.beam}" if args.beam > 1 else "")
+    name += ".json"  # a beam or ensemble evaluation keeps the plain greedy results
     atomic_write_text(Path(args.run) / name, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     print(json.dumps(metrics, indent=2, sort_keys=True))
     return 0

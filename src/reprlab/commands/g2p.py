@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._common import positive_int
+from ._common import g2p_ensemble, positive_int
 
 
 def register(sub) -> None:
@@ -20,6 +20,8 @@ def register(sub) -> None:
     p.add_argument("words", nargs="*", help="words to pronounce")
     p.add_argument("--file", help="read words from this file, one per line (blank lines skipped)")
     p.add_argument("--beam", type=positive_int, default=1, help="beam width (1 = greedy; default 1)")
+    p.add_argument("--ensemble", nargs="+", metavar="RUN2",
+                   help="decode with RUN and these G2P runs together (the mean of their next-phoneme log-probabilities)")
     p.set_defaults(func=run)
 
 
@@ -48,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_run(args.run)
     if not isinstance(model, G2PModel):
         raise ConfigError(f"{args.run} holds a {getattr(model, 'registry_name', '?')} model; reprlab g2p needs g2p_transformer or g2p_lstm")
+    if args.ensemble:
+        model = g2p_ensemble(model, args.run, args.ensemble)
     good, bad = [], 0
     for w in words:
         try:

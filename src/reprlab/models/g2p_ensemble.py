@@ -1,0 +1,66 @@
+"""Decoding with several trained G2P models at once (an ensemble).
+
+At every decoding step each member gives its log-probabilities for the next phoneme, and the
+ensemble scores each phoneme by their mean (the log of the geometric mean of the members'
+distributions, renormalized). Greedy and beam search are those of ``G2PModel``, unchanged. Members
+may be of different kinds and sizes (Transformers, LSTMs); each keeps its own memory and
+incremental state. The ensemble is for decoding only: it is not trained and not registered.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from .g2p_base import G2PModel
+
+
+class G2PEnsemble(G2PModel):
+    """The mean of the members' next-phoneme log-probabilities, decoded as one model."""
+
+    registry_name = "g2p_ensemble"
+
+    def __init__(self, members: Sequence[G2PModel]):
+        members = list(members)
+        if not members:
+            raise ConfigError("an ensemble needs at least one G2P model")
+        for m in members:
+            if not isinstance(m, G2PModel):
+                raise ConfigError(f"an ensemble member must be a G2P model, got {getattr(m, 'registry_name', type(m).__name__)}")
+        super().__init__(members[0].config)
+        self.members = nn.ModuleList(members)
+
+    def encode(self, src: Tensor) -> tuple:
+        return tuple(m.encode(src) for m in self.members)
+
+    def expand_memory(self, memory: tuple, k: int) -> tuple:
+        return tuple(m.expand_memory(mem, k) for m, mem in zip(self.members, memory))
+
+    def decode_logits(self, memory: tuple, src: Tensor, tgt_in: Tensor) -> Tensor:
+        return torch.stack([m.decode_logits(mem, src, tgt_in).float().log_softmax(-1)
+                            for m, mem in zip(self.members, memory)]).mean(0)
+
+    def decode_step(self, memory: tuple, src: Tensor, ys: Tensor, state: Any) -> tuple[Tensor, Any]:
+        states = state if state is not None else (None,) * len(self.members)
+        lps, new_states = [], []
+        for m, mem, st in zip(self.members, memory, states):
+            logits, st = m.decode_step(mem, src, ys, st)
+            lps.append(logits.float().log_softmax(-1))
+            new_states.append(st)
+        return torch.stack(lps).mean(0), tuple(new_states)
+
+    def reorder_state(self, state: Any, rows: Tensor) -> Any:
+        if state is None:
+            return None
+        return tuple(m.reorder_state(st, rows) for m, st in zip(self.members, state))
+
+    def default_max_len(self, src: Tensor) -> int:
+        return min(m.default_max_len(src) for m in self.members)
+
+    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        raise ConfigError("a G2P ensemble only decodes; train its members one at a time")
+
+
+__all__ = ["G2PEnsemble"]
