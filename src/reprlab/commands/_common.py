@@ -88,9 +88,6 @@ def refuse_existing_output(path: str | Path, overwrite: bool) -> Path:
     return p
 
 
-__all__ = ["add_trainer_flags", "add_data_flags", "resolve_config", "build_trainer_and_data", "refuse_existing_output", "positive_int", "to_dict"]
-
-
 def g2p_ensemble(first: Any, first_run: str, other_runs: list[str]) -> Any:
     """A G2PEnsemble of ``first`` (the model of ``first_run``) and the models of ``other_runs`` (``--ensemble``)."""
     from ..models.g2p_base import G2PModel
@@ -102,3 +99,6 @@ def g2p_ensemble(first: Any, first_run: str, other_runs: list[str]) -> Any:
         if not isinstance(model, G2PModel):
             raise ConfigError(f"--ensemble needs G2P runs; {run} holds a {getattr(model, 'registry_name', '?')} model")
     return G2PEnsemble([m for _, m in members])
+
+
+__all__ = ["add_trainer_flags", "add_data_flags", "resolve_config", "build_trainer_and_data", "refuse_existing_output", "positive_int", "to_dict", "g2p_ensemble"]

@@ -55,9 +55,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--beam must be >= 1, got {args.beam}")
     if args.beam > 1 and not hasattr(model, "beam"):
         raise ConfigError(f"model {saved['model']!r} does not decode sequences; --beam works for G2P models")
-    metrics = {} if args.ensemble else {f"test/{k}": v for k, v in evaluate_model(model, task.test).items()}
-    if args.ensemble:
-        metrics["test/ensemble"] = [str(args.run), *map(str, args.ensemble)]
+    if args.ensemble:  # an ensemble only decodes: it has no loss of its own to evaluate
+        metrics = {"test/ensemble": [str(args.run), *map(str, args.ensemble)]}
+    else:
+        metrics = {f"test/{k}": v for k, v in evaluate_model(model, task.test).items()}
     if hasattr(model, "test_metrics"):
         opts = {"nll_samples": args.nll_samples} if args.nll_samples else {}
         if args.beam > 1:
@@ -73,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
         x = next(iter(task.test.epoch(0)))["x"][:16]
         reconstruction_grid(x, model.reconstruct(x).detach(), fig)
         metrics["figure"] = str(fig)
-    name = "eval" + (f"-ensemble{len(args.ensemble) + 1}" if args.ensemble else "") + (f"-beam{args.beam}" if args.beam > 1 else "")
-    name += ".json"  # a beam or ensemble evaluation keeps the plain greedy results
+    # a beam or ensemble evaluation gets its own file and keeps the plain greedy results
+    suffix = (f"-ensemble{len(args.ensemble) + 1}" if args.ensemble else "") + (f"-beam{args.beam}" if args.beam > 1 else "")
+    name = f"eval{suffix}.json"
     atomic_write_text(Path(args.run) / name, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     print(json.dumps(metrics, indent=2, sort_keys=True))
     return 0

@@ -38,18 +38,17 @@ class G2PEnsemble(G2PModel):
     def expand_memory(self, memory: tuple, k: int) -> tuple:
         return tuple(m.expand_memory(mem, k) for m, mem in zip(self.members, memory))
 
+    @staticmethod
+    def _mean_log_probs(logits: list[Tensor]) -> Tensor:
+        return torch.stack([lg.float().log_softmax(-1) for lg in logits]).mean(0)
+
     def decode_logits(self, memory: tuple, src: Tensor, tgt_in: Tensor) -> Tensor:
-        return torch.stack([m.decode_logits(mem, src, tgt_in).float().log_softmax(-1)
-                            for m, mem in zip(self.members, memory)]).mean(0)
+        return self._mean_log_probs([m.decode_logits(mem, src, tgt_in) for m, mem in zip(self.members, memory)])
 
     def decode_step(self, memory: tuple, src: Tensor, ys: Tensor, state: Any) -> tuple[Tensor, Any]:
         states = state if state is not None else (None,) * len(self.members)
-        lps, new_states = [], []
-        for m, mem, st in zip(self.members, memory, states):
-            logits, st = m.decode_step(mem, src, ys, st)
-            lps.append(logits.float().log_softmax(-1))
-            new_states.append(st)
-        return torch.stack(lps).mean(0), tuple(new_states)
+        steps = [m.decode_step(mem, src, ys, st) for m, mem, st in zip(self.members, memory, states)]
+        return self._mean_log_probs([logits for logits, _ in steps]), tuple(st for _, st in steps)
 
     def reorder_state(self, state: Any, rows: Tensor) -> Any:
         if state is None:
