@@ -8,7 +8,7 @@ import torch
 
 from conftest import needs_fashion
 from reprlab.data.domains import (
-    FASHION_M_PHOTOS, FASHION_M_TEST_PHOTOS, FASHION_M_TRAIN_PHOTOS, PairedBatches, blend_with_photos, brightness_stratified_split,
+    FASHION_M_PHOTOS, FASHION_M_TEST_PHOTOS, FASHION_M_TRAIN_PHOTOS, PairedBatches, blend_with_photos, photo_of_each, brightness_stratified_split,
     load_domain_pair, make_moons_split, photo_luminance,
 )
 from reprlab.errors import ConfigError, DataError
@@ -126,6 +126,37 @@ def test_fashion_m_blend_is_deterministic_and_uses_only_given_photos():
     assert {tuple(c) for c in a[:, :, 12, 12]} == {(110, 200, 200), (200, 200, 130)}
     # a different seed assigns photos differently
     assert not np.array_equal(blend_with_photos(imgs, [red, blue], seed=4)[:, :, 0, 0], bg)
+
+
+def test_photo_of_each_names_the_photo_each_blend_used():
+    imgs = np.zeros((300, 28, 28), dtype=np.uint8)  # a black image: the blend is the photo crop itself
+    flats = [np.full((40, 40, 3), 10 * (k + 1), dtype=np.uint8) for k in range(3)]  # photo k is grey 10(k+1)
+    for seed in (0, 7):
+        used = blend_with_photos(imgs, flats, seed)[:, 0, 0, 0] // 10 - 1
+        assert np.array_equal(photo_of_each(300, 3, seed), used)
+        assert set(used.tolist()) == {0, 1, 2}
+
+
+@needs_fashion
+def test_fashion_m_photo_names_match_the_real_blends():
+    # every test image equals |crop of its named photo - garment| for some crop position
+    from reprlab.data.domains import fashion_m_photo_names, load_fashion_m, load_photo
+    from reprlab.data.images import load_fashion_mnist
+
+    x, _ = load_fashion_m("test")
+    names = fashion_m_photo_names("test", len(x))
+    assert len(names) == len(x) and set(names) == set(FASHION_M_TEST_PHOTOS)
+    grey = (load_fashion_mnist("test")[0][:, 0] * 255).round().to(torch.int16).numpy()
+    blend = (x * 255).round().to(torch.int16).numpy()
+    for i in range(3):
+        photo = load_photo(names[i]).astype(np.int16)  # (H, W, 3)
+        h, w = photo.shape[0] - 27, photo.shape[1] - 27
+        # crop corners whose top-left pixel fits, then the whole 28 x 28 crop at each of them
+        fits = (np.abs(photo[:h, :w] - grey[i, 0, 0]) == blend[i][:, 0, 0]).all(-1)
+        match = [(np.abs(photo[r:r + 28, c:c + 28].transpose(2, 0, 1) - grey[i]) == blend[i]).all() for r, c in zip(*fits.nonzero())]
+        assert any(match), f"test image {i} is not a blend of {names[i]}"
+    with pytest.raises(ConfigError):
+        fashion_m_photo_names("val", 10)
 
 
 def test_fashion_m_train_and_test_photos_are_disjoint():
@@ -333,6 +364,27 @@ def test_adapt_end_to_end_and_no_overwrite(cli, tmp_path):
     assert (run / "model.safetensors").read_bytes() == before
     rc, out, err = cli("eval", run)
     assert rc == 0 and json.loads(out)["test/acc"] == pytest.approx(res["target/test_acc"])
+    assert not any(k.startswith("target/test_acc/") for k in res)  # per-photo accuracy is for Fashion-M only
+
+
+@needs_fashion
+def test_adapt_on_fashion_m_reports_accuracy_by_test_photo(cli, tmp_path):
+    import json
+
+    run = tmp_path / "run"
+    rc, out, err = cli("adapt", "--method", "source-only", "--limit", "256", "--epochs", "1", "--batch-size", "64",
+                       "--model.channels=4,8", "--no-progress", "--trainer.tensorboard=false", "--out", run)
+    assert rc == 0, err
+    res = json.loads((run / "final_metrics.json").read_text())
+    by_photo = {k.rsplit("/", 1)[1]: v for k, v in res.items() if k.startswith("target/test_acc/")}
+    assert set(by_photo) == set(FASHION_M_TEST_PHOTOS)
+    # the photos partition the test set, so their accuracies, weighted by photo counts, give the overall one
+    from reprlab.data.domains import fashion_m_photo_names
+
+    names = fashion_m_photo_names("test", 10000)
+    total = sum(by_photo[p] * names.count(p) for p in by_photo) / len(names)
+    assert total == pytest.approx(res["target/test_acc"], abs=1e-6)
+    assert "target test accuracy by photo: rocket" in out and "held-out images blended from the training photos" in out
 
 
 # ----------------------------------------------------------------------------- sklearn
@@ -383,3 +435,31 @@ def test_smoke_study_writes_results_with_consistent_numbers(tmp_path):
     for fig in ("gap_closed.png", "tsne_moons.png", "moons_boundaries.png"):
         assert (tmp_path / "adaptation" / fig).stat().st_size > 5000
     assert {f.verdict for f in res.findings} <= {"supported", "not supported", "mixed"}
+
+
+@needs_fashion
+def test_study_scores_fashion_m_by_photo_and_on_held_out_training_photo_images(tmp_path, monkeypatch):
+    import json
+
+    from reprlab.data.domains import fashion_m_photo_names
+    from reprlab.studies import adaptation
+    from reprlab.studies.base import run_study
+
+    tiny = dict(limit=128, epochs=1, batch=64, optimizer="sgd", lr=3e-2, lr_schedule="cosine",
+                model=dict(channels=(4, 8), standardize="channel"), test_limit=600)
+    monkeypatch.setitem(adaptation.PRESETS, "smoke", {"fashion": tiny})
+    res = run_study("adaptation", "smoke", tmp_path, progress=False)
+    fashion = json.loads((tmp_path / "adaptation" / "results.json").read_text())["data"]["fashion"]
+    names = fashion_m_photo_names("test", 10000)[:600]
+    for method, runs in fashion["by_photo"].items():
+        groups = runs[0]
+        assert list(groups) == [adaptation.TRAIN_PHOTOS_HELD_OUT, *FASHION_M_TEST_PHOTOS]
+        # the test photos partition the 600 scored test images
+        overall = sum(groups[p] * names.count(p) for p in FASHION_M_TEST_PHOTOS) / len(names)
+        assert overall == pytest.approx(fashion["target_acc"][method][0], abs=1e-6)
+        assert 0 <= groups[adaptation.TRAIN_PHOTOS_HELD_OUT] <= 1
+    table = next(t for t in res.tables if "by photo" in t.title)
+    assert [r[0] for r in table.rows] == [adaptation.TRAIN_PHOTOS_HELD_OUT, *(f"test photo {p}" for p in FASHION_M_TEST_PHOTOS)]
+    dann_finding = next(f for f in res.findings if "60%" in f.claim)
+    assert "on held-out images of the photos it adapted to" in dann_finding.evidence
+

@@ -39,6 +39,24 @@ def test_results_json_has_claim_tables_figures_and_computed_verdict(report_dir):
     assert first == ("supported" if all(wins) else "not supported" if not any(wins) else "mixed")
 
 
+@pytest.mark.parametrize("verdicts, overall", [
+    (["supported", "supported"], "supported"),
+    (["not supported", "not supported"], "not supported"),
+    (["inconclusive", "not supported", "not supported"], "not supported"),  # nothing supported: not "mixed"
+    (["inconclusive", "supported"], "mixed"),
+    (["supported", "not supported"], "mixed"),
+    (["mixed", "not supported"], "mixed"),
+    (["inconclusive", "inconclusive"], "inconclusive"),
+    ([], "inconclusive"),
+])
+def test_study_verdict_follows_its_findings(verdicts, overall):
+    from reprlab.studies.base import Finding, StudyResult
+
+    res = StudyResult("x", "x", "a claim", "smoke", "cmd")
+    res.findings = [Finding(f"claim {i}", v, "numbers") for i, v in enumerate(verdicts)]
+    assert res.verdict == overall
+
+
 def test_markdown_report(report_dir):
     md = (report_dir / "report.md").read_text()
     assert "Autoencoders vs PCA" in md and "| code size |" in md

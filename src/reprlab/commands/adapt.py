@@ -44,7 +44,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from ..data.domains import DEFAULT_TARGET
+    from ..data.domains import DEFAULT_TARGET, accuracy_by_photo, fashion_m_photo_names
     from ..models.adaptation import model_name
     from ..train.engine import evaluate_model
     from ._common import resolve_config
@@ -76,12 +76,24 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     result = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
     result.update({"target/test_acc": target_acc, "source/test_acc": source_acc, "method": args.method,
                    "source": args.source, "target": target, "wall_seconds": time.perf_counter() - t0})
+    by_photo = {}
+    if target == "fashion-m":
+        x_te, y_te = task.pair[1].test
+        right = (model.predict_proba(x_te).argmax(1) == y_te).numpy()
+        by_photo = accuracy_by_photo(right, fashion_m_photo_names("test", len(x_te)))
+    result.update({f"target/test_acc/{photo}": acc for photo, acc in by_photo.items()})
     from ..train.checkpoint import atomic_write_text
 
     atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
     print(f"run: {out}")
     print(f"{args.method}: target test accuracy {target_acc:.4f}, source test accuracy {source_acc:.4f} "
           f"({args.source} -> {target}, {result['wall_seconds']:.0f}s)")
+    if by_photo:
+        print("target test accuracy by photo: " + ", ".join(f"{p} {a:.4f}" for p, a in by_photo.items()))
+    if "val/acc" in result:
+        print(f"target validation accuracy {result['val/acc']:.4f} (held-out images blended from the training photos)"
+              if target == "fashion-m" else f"target validation accuracy {result['val/acc']:.4f}")
     if args.method == "target-oracle":
         print("note: target-oracle trained on the target labels; it is the ceiling, not an adaptation result", file=sys.stderr)
     return 0
+

@@ -71,11 +71,12 @@ def blend_with_photos(images: np.ndarray, photos: list[np.ndarray], seed: int) -
     """|random photo crop − image| per channel: (N, 28, 28) uint8 -> (N, 3, 28, 28) uint8.
 
     Each image gets a photo chosen uniformly and a crop position uniform over that photo.
-    Everything is drawn from ``np.random.default_rng(seed)``, so the output is a function of the seed.
+    Everything is drawn from ``np.random.default_rng(seed)``, so the output is a function of the seed;
+    the photos are drawn first, so ``photo_of_each`` can name each image's photo without the blend.
     """
     rng = np.random.default_rng(seed)
     n, h, w = images.shape
-    which = rng.integers(0, len(photos), n)
+    which = rng.integers(0, len(photos), n)  # the same draw as photo_of_each(n, len(photos), seed)
     out = np.empty((n, h, w, 3), dtype=np.uint8)
     for k, photo in enumerate(photos):
         idx = np.flatnonzero(which == k)
@@ -89,6 +90,26 @@ def blend_with_photos(images: np.ndarray, photos: list[np.ndarray], seed: int) -
         patches = photo[rows[:, :, None], cols[:, None, :]].astype(np.int16)  # (n_k, h, w, 3)
         out[idx] = np.abs(patches - images[idx, :, :, None].astype(np.int16)).astype(np.uint8)
     return out.transpose(0, 3, 1, 2).copy()
+
+
+def photo_of_each(n: int, n_photos: int, seed: int) -> np.ndarray:
+    """Which of ``n_photos`` photos ``blend_with_photos`` gives each of ``n`` images under ``seed``."""
+    return np.random.default_rng(seed).integers(0, n_photos, n)
+
+
+def fashion_m_photo_names(split: str, n: int, seed: int = 0) -> list[str]:
+    """The photo behind each of the ``n`` images of Fashion-M ``split`` ('train' or 'test'), in dataset order."""
+    if split not in ("train", "test"):
+        raise ConfigError(f"Fashion-M has splits 'train' and 'test', not {split!r}")
+    names = FASHION_M_TRAIN_PHOTOS if split == "train" else FASHION_M_TEST_PHOTOS
+    return [names[k] for k in photo_of_each(n, len(names), seed * 2 + (split == "test"))]
+
+
+def accuracy_by_photo(correct, photos) -> dict[str, float]:
+    """Mean of ``correct`` (one bool per image) for each photo in ``photos`` (one name per image), in photo order."""
+    correct, photos = np.asarray(correct, dtype=bool), np.asarray(photos)
+    order = [p for p in (*FASHION_M_TRAIN_PHOTOS, *FASHION_M_TEST_PHOTOS) if (photos == p).any()]
+    return {p: float(correct[photos == p].mean()) for p in order}
 
 
 def _cache_dir() -> Path:
@@ -124,7 +145,7 @@ def load_fashion_m(split: str, data_dir: str | None = None, seed: int = 0) -> tu
         names = FASHION_M_TRAIN_PHOTOS if split == "train" else FASHION_M_TEST_PHOTOS
         grey = (x[:, 0] * 255).round().to(torch.uint8).numpy()
         # a different stream per split, so train and test crops are independent
-        arr = blend_with_photos(grey, [load_photo(p) for p in names], seed * 2 + (split == "test"))
+        arr = blend_with_photos(grey, [load_photo(p) for p in names], seed * 2 + (split == "test"))  # see fashion_m_photo_names
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
@@ -329,6 +350,6 @@ def domain_task(data: DataConfig, trainer: TrainerConfig) -> TaskData:
 
 
 __all__ = [
-    "blend_with_photos", "load_fashion_m", "load_photo", "make_moons_split", "resolve_pair", "load_domain_pair",
+    "blend_with_photos", "photo_of_each", "fashion_m_photo_names", "accuracy_by_photo", "load_fashion_m", "load_photo", "make_moons_split", "resolve_pair", "load_domain_pair",
     "PairedBatches", "domain_task", "brightness_stratified_split", "photo_luminance", "FASHION_M_PHOTOS", "FASHION_M_TRAIN_PHOTOS", "FASHION_M_TEST_PHOTOS", "MOONS_ANGLE",
 ]

@@ -63,13 +63,15 @@ class StudyResult:
 
     @property
     def verdict(self) -> Verdict:
-        """supported if every finding is, not supported if none is, else mixed."""
+        """supported if every finding is; not supported if none is supported or mixed and at least one is
+        not supported (inconclusive findings decide nothing); inconclusive if all are; else mixed."""
         vs = [f.verdict for f in self.findings]
-        if not vs:
+        decided = [v for v in vs if v != "inconclusive"]
+        if not decided:
             return "inconclusive"
         if all(v == "supported" for v in vs):
             return "supported"
-        if all(v == "not supported" for v in vs):
+        if all(v == "not supported" for v in decided):
             return "not supported"
         return "mixed"
 
