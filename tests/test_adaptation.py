@@ -463,3 +463,19 @@ def test_study_scores_fashion_m_by_photo_and_on_held_out_training_photo_images(t
     dann_finding = next(f for f in res.findings if "60%" in f.claim)
     assert "on held-out images of the photos it adapted to" in dann_finding.evidence
 
+
+
+def test_photo_table_gap_is_per_seed_and_undefined_where_the_oracle_is_not_above_source_only():
+    from reprlab.studies.adaptation import TRAIN_PHOTOS_HELD_OUT, _photo_table
+
+    def seeds(held, rocket):
+        return [{TRAIN_PHOTOS_HELD_OUT: h, "rocket": r} for h, r in zip(held, rocket)]
+
+    by_image = {m: seeds([0.5, 0.5], [0.5, 0.5]) for m in ("mmd", "coral", "pseudo-label")}
+    by_image["source-only"] = seeds([0.4, 0.5], [0.6, 0.5])
+    by_image["dann"] = seeds([0.6, 0.6], [0.55, 0.6])
+    by_image["target-oracle"] = seeds([0.8, 0.7], [0.5, 0.7])  # rocket, seed 0: oracle below source-only
+    table = _photo_table(by_image, 5000)
+    held, rocket = table.rows
+    assert held[0] == TRAIN_PHOTOS_HELD_OUT and held[-1].startswith("0.5 ± ")  # (0.2/0.4, 0.1/0.2) = (0.5, 0.5)
+    assert rocket[0] == "test photo rocket" and rocket[-1] == "n/a (oracle not above source-only in 1 of 2 seeds)"
