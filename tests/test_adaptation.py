@@ -464,7 +464,6 @@ def test_study_scores_fashion_m_by_photo_and_on_held_out_training_photo_images(t
     assert "on held-out images of the photos it adapted to" in dann_finding.evidence
 
 
-
 def test_photo_table_gap_is_per_seed_and_undefined_where_the_oracle_is_not_above_source_only():
     from reprlab.studies.adaptation import TRAIN_PHOTOS_HELD_OUT, _photo_table
 

@@ -96,4 +96,3 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.method == "target-oracle":
         print("note: target-oracle trained on the target labels; it is the ceiling, not an adaptation result", file=sys.stderr)
     return 0
-

@@ -97,12 +97,18 @@ def photo_of_each(n: int, n_photos: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n_photos, n)
 
 
-def fashion_m_photo_names(split: str, n: int, seed: int = 0) -> list[str]:
-    """The photo behind each of the ``n`` images of Fashion-M ``split`` ('train' or 'test'), in dataset order."""
+def _fashion_m_stream(split: str, seed: int) -> tuple[tuple[str, ...], int]:
+    """The photos of a Fashion-M split and the seed of its blend (a different stream per split, so train and
+    test crops are independent); ``load_fashion_m`` and ``fashion_m_photo_names`` both read them here."""
     if split not in ("train", "test"):
         raise ConfigError(f"Fashion-M has splits 'train' and 'test', not {split!r}")
-    names = FASHION_M_TRAIN_PHOTOS if split == "train" else FASHION_M_TEST_PHOTOS
-    return [names[k] for k in photo_of_each(n, len(names), seed * 2 + (split == "test"))]
+    return (FASHION_M_TRAIN_PHOTOS if split == "train" else FASHION_M_TEST_PHOTOS), seed * 2 + (split == "test")
+
+
+def fashion_m_photo_names(split: str, n: int, seed: int = 0) -> list[str]:
+    """The photo behind each of the ``n`` images of Fashion-M ``split`` ('train' or 'test'), in dataset order."""
+    names, stream = _fashion_m_stream(split, seed)
+    return [names[k] for k in photo_of_each(n, len(names), stream)]
 
 
 def accuracy_by_photo(correct, photos) -> dict[str, float]:
@@ -142,10 +148,9 @@ def load_fashion_m(split: str, data_dir: str | None = None, seed: int = 0) -> tu
         except (OSError, ValueError):
             arr = None  # a broken cache is rebuilt, not trusted
     if arr is None:
-        names = FASHION_M_TRAIN_PHOTOS if split == "train" else FASHION_M_TEST_PHOTOS
+        names, stream = _fashion_m_stream(split, seed)
         grey = (x[:, 0] * 255).round().to(torch.uint8).numpy()
-        # a different stream per split, so train and test crops are independent
-        arr = blend_with_photos(grey, [load_photo(p) for p in names], seed * 2 + (split == "test"))  # see fashion_m_photo_names
+        arr = blend_with_photos(grey, [load_photo(p) for p in names], stream)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".tmp{os.getpid()}.npy")

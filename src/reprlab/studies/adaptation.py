@@ -56,8 +56,13 @@ def train_method(method: str, source, target, seed: int, epochs: int, batch: int
     return m.eval()
 
 
+def correct(model, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """One bool per example: whether the model's prediction is right."""
+    return (model.predict_proba(x).argmax(1) == y).numpy()
+
+
 def accuracy(model, x: torch.Tensor, y: torch.Tensor) -> float:
-    return float((model.predict_proba(x).argmax(1) == y).float().mean())
+    return float(correct(model, x, y).mean())
 
 
 def _features(model, x: torch.Tensor) -> np.ndarray:
@@ -202,10 +207,10 @@ def run(ctx: StudyContext) -> StudyResult:
                 # one thread, like the other studies: on a shared CPU more threads mostly add contention
                 m = train_method(method, source, target, seed, p["epochs"], p["batch"], p["lr"], ctx.progress, threads=1,
                                  optimizer=p["optimizer"], lr_schedule=p["lr_schedule"], **p["model"])
-                acc_t[method].append(accuracy(m, *target.test))
+                right = correct(m, *target.test)
+                acc_t[method].append(float(right.mean()))
                 acc_s[method].append(accuracy(m, *source.test))
                 if photos:
-                    right = (m.predict_proba(target.test[0]).argmax(1) == target.test[1]).numpy()
                     by_image[method].append({TRAIN_PHOTOS_HELD_OUT: accuracy(m, *target.val), **accuracy_by_photo(right, photos)})
                 if seed == seeds[0]:
                     first[method] = m
