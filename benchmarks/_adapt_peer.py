@@ -3,6 +3,7 @@
 Runs inside the peer's own venv (benchmarks/.venv-pytorch-adapt): it imports neither reprlab
 nor anything reprlab needs. Usage: python _adapt_peer.py WORKDIR; prints one JSON line.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,12 @@ def build(cfg: dict) -> tuple[nn.Module, nn.Module, nn.Module]:
         c, h, w = ch, h // 2, w // 2
     G = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * h * w, cfg["feature_dim"]), nn.ReLU())
     C = nn.Linear(cfg["feature_dim"], cfg["num_classes"])
-    D = nn.Sequential(nn.Linear(cfg["feature_dim"], cfg["disc_hidden"]), nn.ReLU(), nn.Linear(cfg["disc_hidden"], 1), nn.Flatten(start_dim=0))
+    D = nn.Sequential(
+        nn.Linear(cfg["feature_dim"], cfg["disc_hidden"]),
+        nn.ReLU(),
+        nn.Linear(cfg["disc_hidden"], 1),
+        nn.Flatten(start_dim=0),
+    )
     return G, C, D
 
 
@@ -36,9 +42,12 @@ def main(work: Path) -> None:
     init = torch.load(work / "init.pt", weights_only=True)
     G, C, D = build(cfg)
     # reprlab's parameter names: features.*, head.*, criterion.discriminator.*
-    G.load_state_dict({k[len("features."):]: v for k, v in init.items() if k.startswith("features.")})
-    C.load_state_dict({k[len("head."):]: v for k, v in init.items() if k.startswith("head.")})
-    D.load_state_dict({k[len("criterion.discriminator."):]: v for k, v in init.items() if k.startswith("criterion.discriminator.")}, strict=False)
+    G.load_state_dict({k[len("features.") :]: v for k, v in init.items() if k.startswith("features.")})
+    C.load_state_dict({k[len("head.") :]: v for k, v in init.items() if k.startswith("head.")})
+    D.load_state_dict(
+        {k[len("criterion.discriminator.") :]: v for k, v in init.items() if k.startswith("criterion.discriminator.")},
+        strict=False,
+    )
     models = {"G": G, "C": C, "D": D}
     opts = [torch.optim.Adam(m.parameters(), lr=cfg["lr"]) for m in models.values()]
     hook = DANNHook(opts=opts)
@@ -52,8 +61,13 @@ def main(work: Path) -> None:
     t0 = time.perf_counter()
     for i in range(steps):
         i_s, i_t = order_s[i * bs : (i + 1) * bs], order_t[i * bs : (i + 1) * bs]
-        batch = {"src_imgs": xs[i_s], "src_labels": ys[i_s], "target_imgs": xt[i_t],
-                 "src_domain": torch.zeros(len(i_s)), "target_domain": torch.ones(len(i_t))}
+        batch = {
+            "src_imgs": xs[i_s],
+            "src_labels": ys[i_s],
+            "target_imgs": xt[i_t],
+            "src_domain": torch.zeros(len(i_s)),
+            "target_domain": torch.ones(len(i_t)),
+        }
         hook({**models, **batch})
     seconds = time.perf_counter() - t0
     G.eval(), C.eval()

@@ -3,6 +3,7 @@
 ``peer_python("pythae", ["pythae==0.1.2"])`` creates ``benchmarks/.venv-pythae`` (once) with
 the pinned torch and the peer, and returns its python, or None with a printed reason.
 """
+
 from __future__ import annotations
 
 import subprocess

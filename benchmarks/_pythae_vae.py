@@ -6,6 +6,7 @@ prints one JSON line {"seconds": ..., "samples": ...} and saves the trained weig
 under reprlab's parameter names (the layer layout is the same), so the caller scores both
 models with one NLL estimator.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,9 +62,15 @@ def main() -> None:
     cfg = VAEConfig(input_dim=tuple(x.shape[1:]), latent_dim=latent, reconstruction_loss="bce")
     model = VAE(cfg, encoder=Encoder(), decoder=Decoder())
     with tempfile.TemporaryDirectory() as tmp:
-        tcfg = BaseTrainerConfig(output_dir=tmp, num_epochs=int(epochs), learning_rate=float(lr),
-                                 per_device_train_batch_size=int(batch), per_device_eval_batch_size=int(batch),
-                                 seed=int(seed), no_cuda=True)
+        tcfg = BaseTrainerConfig(
+            output_dir=tmp,
+            num_epochs=int(epochs),
+            learning_rate=float(lr),
+            per_device_train_batch_size=int(batch),
+            per_device_eval_batch_size=int(batch),
+            seed=int(seed),
+            no_cuda=True,
+        )
         trainer = BaseTrainer(model=model, train_dataset=BaseDataset(x, torch.zeros(len(x))), training_config=tcfg)
         t = time.perf_counter()
         trainer.train()

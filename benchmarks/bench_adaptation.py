@@ -11,6 +11,7 @@ DANN schedule); pytorch-adapt's DANNHook uses a constant 1 and steps its three o
 Environment: BENCH_LIMIT (images per domain, default 4000), BENCH_EPOCHS (default 3),
 BENCH_REPEATS (default 2), BENCH_THREADS (default 1).
 """
+
 from __future__ import annotations
 
 import json
@@ -61,7 +62,16 @@ def peer_env() -> str | None:
 def ours(source, target, init: dict, steps: int) -> dict:
     model = create_model("da_dann", input_shape=source.input_shape, num_classes=source.num_classes)
     model.load_state_dict(init)
-    cfg = TrainerConfig(epochs=EPOCHS, batch_size=BATCH, lr=LR, seed=SEED, max_steps=steps, progress=False, tensorboard=False, threads=THREADS)
+    cfg = TrainerConfig(
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        lr=LR,
+        seed=SEED,
+        max_steps=steps,
+        progress=False,
+        tensorboard=False,
+        threads=THREADS,
+    )
     t = time.perf_counter()
     Trainer(cfg).fit(model, PairedBatches(source.train, target.train, BATCH, seed=SEED))
     seconds = time.perf_counter() - t
@@ -73,7 +83,10 @@ def ours(source, target, init: dict, steps: int) -> dict:
 def peer(py: str, work: Path) -> dict | None:
     res = subprocess.run([py, str(HERE / "_adapt_peer.py"), str(work)], capture_output=True, text=True)
     if res.returncode != 0:
-        print(f"[pytorch-adapt] failed: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode}", file=sys.stderr)
+        print(
+            f"[pytorch-adapt] failed: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode}",
+            file=sys.stderr,
+        )
         return None
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -92,13 +105,33 @@ def main() -> None:
     py = peer_env()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        torch.save({"x_s": source.train[0], "y_s": source.train[1], "x_t": target.train[0],
-                    "x_test": target.test[0], "y_test": target.test[1]}, work / "data.pt")
+        torch.save(
+            {
+                "x_s": source.train[0],
+                "y_s": source.train[1],
+                "x_t": target.train[0],
+                "x_test": target.test[0],
+                "y_test": target.test[1],
+            },
+            work / "data.pt",
+        )
         torch.save(init, work / "init.pt")
-        (work / "cfg.json").write_text(json.dumps({
-            "input_shape": list(cfg.input_shape), "channels": list(cfg.channels), "feature_dim": cfg.feature_dim,
-            "num_classes": cfg.num_classes, "disc_hidden": cfg.disc_hidden[0], "lr": LR, "batch": BATCH, "steps": steps,
-            "seed": SEED, "threads": THREADS}))
+        (work / "cfg.json").write_text(
+            json.dumps(
+                {
+                    "input_shape": list(cfg.input_shape),
+                    "channels": list(cfg.channels),
+                    "feature_dim": cfg.feature_dim,
+                    "num_classes": cfg.num_classes,
+                    "disc_hidden": cfg.disc_hidden[0],
+                    "lr": LR,
+                    "batch": BATCH,
+                    "steps": steps,
+                    "seed": SEED,
+                    "threads": THREADS,
+                }
+            )
+        )
         runs_ours, runs_peer = [], []
         ours(source, target, init, 2)  # warm-up: the first Fabric launch imports and sets up once per process
         for _ in range(REPEATS):
@@ -108,15 +141,27 @@ def main() -> None:
                 if r:
                     runs_peer.append(r)
     med = lambda runs, k: statistics.median(r[k] for r in runs)  # noqa: E731
-    print(f"Fashion-MNIST -> Fashion-M, {len(source.train[0])} images per domain, {steps} steps of batch {BATCH} per domain, "
-          f"Adam {LR:g}, threads={THREADS}, medians of {REPEATS} alternating runs")
+    print(
+        f"Fashion-MNIST -> Fashion-M, {len(source.train[0])} images per domain, {steps} steps of batch {BATCH} per domain, "
+        f"Adam {LR:g}, threads={THREADS}, medians of {REPEATS} alternating runs"
+    )
     rows = [["reprlab da_dann", med(runs_ours, "target_acc"), med(runs_ours, "samples_per_s"), "1.00 (reference)"]]
     if runs_peer:
-        rows.append(["pytorch-adapt DANNHook", med(runs_peer, "target_acc"), med(runs_peer, "samples_per_s"),
-                     f"reprlab / pytorch-adapt = {med(runs_ours, 'samples_per_s') / med(runs_peer, 'samples_per_s'):.2f}x"])
+        rows.append(
+            [
+                "pytorch-adapt DANNHook",
+                med(runs_peer, "target_acc"),
+                med(runs_peer, "samples_per_s"),
+                f"reprlab / pytorch-adapt = {med(runs_ours, 'samples_per_s') / med(runs_peer, 'samples_per_s'):.2f}x",
+            ]
+        )
     else:
         rows.append(["pytorch-adapt DANNHook", "-", "-", "peer did not install or run (see the message above)"])
-    print_table("DANN: target test accuracy and training speed", ["implementation", "target acc", "samples/s", "speed ratio"], rows)
+    print_table(
+        "DANN: target test accuracy and training speed",
+        ["implementation", "target acc", "samples/s", "speed ratio"],
+        rows,
+    )
 
 
 if __name__ == "__main__":

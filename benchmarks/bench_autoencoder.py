@@ -6,6 +6,7 @@
 
 Runs alternate (ours, tutorial, ours, ...) and report medians, so background load hits both.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import matmul_gflops, median_of, print_table, train_step_flops  # noqa: E402
+from common import matmul_gflops, print_table, train_step_flops  # noqa: E402
 
 from reprlab.config import TrainerConfig  # noqa: E402
 from reprlab.data import load_images  # noqa: E402
@@ -109,14 +110,37 @@ def main() -> None:
                 ours_sps.append(ours(x, hidden))
                 tut_sps.append(tutorial(ds, hidden))
             peak_m, ours_m, tut_m = st.median(peak), st.median(ours_sps), st.median(tut_sps)
-            ours_gf, tut_gf = ours_m * flops / 1e9, tut_m * flops / 1e9
-            rows.append([label, f"{flops / 1e6:.2f}", peak_m, ours_m, ours_gf, f"{ours_gf / peak_m:.2f}",
-                         tut_m, f"{ours_m / tut_m:.2f}x"])
-    print(f"threads={torch.get_num_threads()}  batch={BATCH}  FLOPs per sample per training step counted by "
-          "torch.utils.flop_counter; medians of 3 alternating runs (matmul, reprlab, tutorial)")
-    print_table("MLP autoencoder training throughput on Fashion-MNIST",
-                ["ae_mlp", "MFLOP/sample", "matmul GFLOP/s", "reprlab samples/s", "reprlab GFLOP/s",
-                 "of matmul (target >= 0.70)", "tutorial samples/s", "reprlab / tutorial (target >= 2x)"], rows)
+            ours_gf = ours_m * flops / 1e9
+            rows.append(
+                [
+                    label,
+                    f"{flops / 1e6:.2f}",
+                    peak_m,
+                    ours_m,
+                    ours_gf,
+                    f"{ours_gf / peak_m:.2f}",
+                    tut_m,
+                    f"{ours_m / tut_m:.2f}x",
+                ]
+            )
+    print(
+        f"threads={torch.get_num_threads()}  batch={BATCH}  FLOPs per sample per training step counted by "
+        "torch.utils.flop_counter; medians of 3 alternating runs (matmul, reprlab, tutorial)"
+    )
+    print_table(
+        "MLP autoencoder training throughput on Fashion-MNIST",
+        [
+            "ae_mlp",
+            "MFLOP/sample",
+            "matmul GFLOP/s",
+            "reprlab samples/s",
+            "reprlab GFLOP/s",
+            "of matmul (target >= 0.70)",
+            "tutorial samples/s",
+            "reprlab / tutorial (target >= 2x)",
+        ],
+        rows,
+    )
 
 
 if __name__ == "__main__":

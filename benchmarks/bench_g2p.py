@@ -11,6 +11,7 @@ Its training data may include these test words, so its WER is an optimistic refe
 Reported in the same run: WER / PER (%) and words/s, for g2p_en one word at a time (its API),
 reprlab one word at a time, and reprlab in batches of 512.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,9 +52,14 @@ def peer_predictions(words: list[str]) -> tuple[list[tuple[str, ...]], float] | 
         wf, of, sf = Path(tmp) / "words.json", Path(tmp) / "out.json", Path(tmp) / "peer.py"
         wf.write_text(json.dumps(words))
         sf.write_text(PEER_SCRIPT)
-        r = subprocess.run([py, str(sf), str(wf), str(of)], capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+        r = subprocess.run(
+            [py, str(sf), str(wf), str(of)], capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1")
+        )
         if r.returncode != 0:
-            print(f"[g2p_en] failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}", file=sys.stderr)
+            print(
+                f"[g2p_en] failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}",
+                file=sys.stderr,
+            )
             return None
         d = json.loads(of.read_text())
     return [strip_stress(p) for p in d["preds"]], d["seconds"]
@@ -67,14 +73,18 @@ def load_or_train(run: str | None):
     from reprlab.studies.transformer import _train
 
     sp = standard_split()
-    model, _ = _train("g2p_transformer", dict(d_model=64, ff=256, enc_layers=2, dec_layers=2), G2PBatches(sp.train, 256), 60.0, 0, 256)
+    model, _ = _train(
+        "g2p_transformer", dict(d_model=64, ff=256, enc_layers=2, dec_layers=2), G2PBatches(sp.train, 256), 60.0, 0, 256
+    )
     return model, "a 2x64 Transformer trained for 60 s here (pass RUN for a real one)"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", nargs="?", default=os.environ.get("REPRLAB_G2P_RUN"))
-    ap.add_argument("--words", type=int, default=0, help="use every k-th test word so that about N remain (0 = all 11,994)")
+    ap.add_argument(
+        "--words", type=int, default=0, help="use every k-th test word so that about N remain (0 = all 11,994)"
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     sp = standard_split()
@@ -96,7 +106,15 @@ def main() -> None:
 
     rows = []
     s = wer_per(batched, refs)
-    rows.append(["reprlab " + model.registry_name + " (batch 512)", 100 * s["wer"], 100 * s["per"], len(words) / ours_batched_s, "-"])
+    rows.append(
+        [
+            "reprlab " + model.registry_name + " (batch 512)",
+            100 * s["wer"],
+            100 * s["per"],
+            len(words) / ours_batched_s,
+            "-",
+        ]
+    )
     rows.append(["reprlab " + model.registry_name + " (one word at a time)", "same", "same", ours_single_wps, "-"])
     peer = peer_predictions(words)
     if peer is None:
@@ -105,11 +123,20 @@ def main() -> None:
         preds, secs = peer
         p = wer_per(preds, refs)
         peer_wps = len(words) / secs
-        rows.append(["g2p_en 2.1.0 GRU (one word at a time)", 100 * p["wer"], 100 * p["per"], peer_wps,
-                     f"reprlab/g2p_en words/s: {ours_single_wps / peer_wps:.2f} one at a time, "
-                     f"{len(words) / ours_batched_s / peer_wps:.2f} batched; WER ratio {s['wer'] / max(p['wer'], 1e-9):.2f}"])
+        rows.append(
+            [
+                "g2p_en 2.1.0 GRU (one word at a time)",
+                100 * p["wer"],
+                100 * p["per"],
+                peer_wps,
+                f"reprlab/g2p_en words/s: {ours_single_wps / peer_wps:.2f} one at a time, "
+                f"{len(words) / ours_batched_s / peer_wps:.2f} batched; WER ratio {s['wer'] / max(p['wer'], 1e-9):.2f}",
+            ]
+        )
     print(f"{len(words)} standard test words; reprlab model: {what}; 1 thread")
-    print_table("G2P on the CMUdict test words (greedy decoding)", ["system", "WER %", "PER %", "words/s", "ratio"], rows)
+    print_table(
+        "G2P on the CMUdict test words (greedy decoding)", ["system", "WER %", "PER %", "words/s", "ratio"], rows
+    )
     print("\ng2p_en was trained on CMUdict and may have seen these test words: its WER is optimistic.")
 
 

@@ -12,6 +12,7 @@ run, at each thread count. With `--compile` the Transformer's loss is also run t
 `torch.compile(dynamic=True)` (inductor; the batches' lengths vary), warmed up on 20 batches so that
 compilation is not timed, and its tokens/s are reported against eager mode.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,11 @@ def main() -> None:
     ap.add_argument("--threads", default="1,2", help="torch thread counts, comma-separated")
     ap.add_argument("--steps", type=int, default=30, help="timed training steps per run")
     ap.add_argument("--repeats", type=int, default=3, help="runs per model (medians are reported)")
-    ap.add_argument("--compile", action="store_true",
-                    help="also time the Transformer under torch.compile (minutes of compilation per size)")
+    ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time the Transformer under torch.compile (minutes of compilation per size)",
+    )
     args = ap.parse_args()
 
     train = G2PBatches(standard_split().train, 128, seed=0)
@@ -79,24 +83,41 @@ def main() -> None:
             t_cfg, l_cfg = configs(d)
             runs = {"t": [], "l": [], "c": []}
             for _ in range(args.repeats):  # alternate, so that load changes hit both models alike
-                runs["t"].append(tokens_per_second("g2p_transformer", t_cfg, batches[-args.steps - 1:]))
-                runs["l"].append(tokens_per_second("g2p_lstm", l_cfg, batches[-args.steps - 1:]))
+                runs["t"].append(tokens_per_second("g2p_transformer", t_cfg, batches[-args.steps - 1 :]))
+                runs["l"].append(tokens_per_second("g2p_lstm", l_cfg, batches[-args.steps - 1 :]))
                 if args.compile:
                     runs["c"].append(tokens_per_second("g2p_transformer", t_cfg, batches, compiled=True))
             tf, ls = statistics.median(runs["t"]), statistics.median(runs["l"])
             n_t = count_params(create_model("g2p_transformer", **t_cfg))
             n_l = count_params(create_model("g2p_lstm", **l_cfg))
-            rows.append([threads, f"{t_cfg['enc_layers']}+{t_cfg['dec_layers']} x {d}", f"{n_t:,} / {n_l:,} (LSTM hidden {l_cfg['hidden']})",
-                         f"{tf:,.0f}", f"{ls:,.0f}", f"**{tf / ls:.2f}x**"])
-            print(f"threads={threads} d={d}: transformer {tf:,.0f} tok/s, lstm {ls:,.0f} tok/s, ratio {tf / ls:.2f}", flush=True)
+            rows.append(
+                [
+                    threads,
+                    f"{t_cfg['enc_layers']}+{t_cfg['dec_layers']} x {d}",
+                    f"{n_t:,} / {n_l:,} (LSTM hidden {l_cfg['hidden']})",
+                    f"{tf:,.0f}",
+                    f"{ls:,.0f}",
+                    f"**{tf / ls:.2f}x**",
+                ]
+            )
+            print(
+                f"threads={threads} d={d}: transformer {tf:,.0f} tok/s, lstm {ls:,.0f} tok/s, ratio {tf / ls:.2f}",
+                flush=True,
+            )
             if args.compile:
                 tc = statistics.median(runs["c"])
                 compiled_rows.append([threads, d, f"{tf:,.0f}", f"{tc:,.0f}", f"**{tc / tf:.2f}x**", f"{tc / ls:.2f}x"])
-    print_table(f"G2P training throughput, phoneme tokens/s (batch 128, {args.steps} steps per run, median of {args.repeats})",
-                ["threads", "Transformer", "parameters (Transformer / LSTM)", "Transformer tok/s", "LSTM tok/s", "ratio"], rows)
+    print_table(
+        f"G2P training throughput, phoneme tokens/s (batch 128, {args.steps} steps per run, median of {args.repeats})",
+        ["threads", "Transformer", "parameters (Transformer / LSTM)", "Transformer tok/s", "LSTM tok/s", "ratio"],
+        rows,
+    )
     if compiled_rows:
-        print_table("torch.compile(dynamic=True) on the Transformer's loss, after 20 warm-up batches",
-                    ["threads", "d", "eager tok/s", "compiled tok/s", "compiled / eager", "compiled / LSTM"], compiled_rows)
+        print_table(
+            "torch.compile(dynamic=True) on the Transformer's loss, after 20 warm-up batches",
+            ["threads", "d", "eager tok/s", "compiled tok/s", "compiled / eager", "compiled / LSTM"],
+            compiled_rows,
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ same DCGAN architecture trained the usual standalone way: torchvision ``FashionM
 
 Runs alternate (ours, tutorial, ours, ...) and report medians, so background load hits both.
 """
+
 from __future__ import annotations
 
 import statistics as st
@@ -94,10 +95,17 @@ def main() -> None:
             ours_ips.append(ours(x))
             tut_ips.append(tutorial(ds))
     o, t = st.median(ours_ips), st.median(tut_ips)
-    print(f"threads={torch.get_num_threads()}  DCGAN G/D width {WIDTH}, latent {LATENT}, batch {BATCH}, {STEPS} steps per run")
-    print_table("DCGAN training throughput (medians of 3 alternating runs)", ["what", "images/s", "ratio"],
-                [["reprlab engine (dcgan, non-saturating)", o, f"{o / t:.2f}x the tutorial (target >= 2x)"],
-                 ["DCGAN tutorial loop (DataLoader + transforms)", t, "1.00 (reference)"]])
+    print(
+        f"threads={torch.get_num_threads()}  DCGAN G/D width {WIDTH}, latent {LATENT}, batch {BATCH}, {STEPS} steps per run"
+    )
+    print_table(
+        "DCGAN training throughput (medians of 3 alternating runs)",
+        ["what", "images/s", "ratio"],
+        [
+            ["reprlab engine (dcgan, non-saturating)", o, f"{o / t:.2f}x the tutorial (target >= 2x)"],
+            ["DCGAN tutorial loop (DataLoader + transforms)", t, "1.00 (reference)"],
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ weights into a BernoulliRBM, and the mean-field reconstruction error.
 Runs alternate (ours, sklearn, ours, ...) and report medians, so background load hits both.
 scikit-learn is already a reprlab dependency, so no separate peer venv is needed.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,7 +48,11 @@ def as_sklearn(W: np.ndarray, c: np.ndarray, b: np.ndarray):
     from sklearn.neural_network import BernoulliRBM
 
     r = BernoulliRBM(n_components=W.shape[0], random_state=0)
-    r.components_, r.intercept_hidden_, r.intercept_visible_ = W.astype(np.float64), c.astype(np.float64), b.astype(np.float64)
+    r.components_, r.intercept_hidden_, r.intercept_visible_ = (
+        W.astype(np.float64),
+        c.astype(np.float64),
+        b.astype(np.float64),
+    )
     r.h_samples_ = np.zeros((BATCH, W.shape[0]))
     r.n_features_in_ = W.shape[1]
     r.random_state_ = np.random.RandomState(0)
@@ -66,7 +71,16 @@ def quality(r, x_te: np.ndarray) -> tuple[float, float]:
 def ours(x: torch.Tensor):
     seed_everything(0)
     m = create_model("rbm", input_shape=(x.shape[1],), hidden=HIDDEN, k=1, persistent=True, sample_visible=True)
-    cfg = TrainerConfig(epochs=EPOCHS, batch_size=BATCH, lr=LR, optimizer="sgd", momentum=0.0, progress=False, tensorboard=False, threads=1)
+    cfg = TrainerConfig(
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        lr=LR,
+        optimizer="sgd",
+        momentum=0.0,
+        progress=False,
+        tensorboard=False,
+        threads=1,
+    )
     t = time.perf_counter()
     Trainer(cfg).fit(m, TensorBatches({"x": x}, BATCH))
     sps = EPOCHS * len(x) / (time.perf_counter() - t)
@@ -100,13 +114,24 @@ def main() -> None:
     om, sm = st.median(o_sps), st.median(s_sps)
     opll, spll = o_q[0][0], s_q[0][0]
     orec, srec = o_q[0][1], s_q[0][1]
-    print(f"data={name} ({len(x)} training images, {len(x_te)} test)  RBM {x.shape[1]}-{HIDDEN}  PCD-1, SGD lr {LR}, "
-          f"batch {BATCH}, {EPOCHS} epochs, 1 thread each")
-    print_table(f"RBM training: reprlab vs scikit-learn BernoulliRBM (medians of {REPEATS} alternating runs)",
-                ["what", "reprlab rbm", "sklearn BernoulliRBM", "ratio"],
-                [["training samples/s", om, sm, f"reprlab / sklearn = {om / sm:.2f}x"],
-                 ["test pseudo-log-likelihood (sklearn's scorer, higher is better)", opll, spll, f"difference {opll - spll:+.2f} nats"],
-                 ["test reconstruction MSE (mean field)", orec, srec, f"reprlab / sklearn = {orec / srec:.2f}"]])
+    print(
+        f"data={name} ({len(x)} training images, {len(x_te)} test)  RBM {x.shape[1]}-{HIDDEN}  PCD-1, SGD lr {LR}, "
+        f"batch {BATCH}, {EPOCHS} epochs, 1 thread each"
+    )
+    print_table(
+        f"RBM training: reprlab vs scikit-learn BernoulliRBM (medians of {REPEATS} alternating runs)",
+        ["what", "reprlab rbm", "sklearn BernoulliRBM", "ratio"],
+        [
+            ["training samples/s", om, sm, f"reprlab / sklearn = {om / sm:.2f}x"],
+            [
+                "test pseudo-log-likelihood (sklearn's scorer, higher is better)",
+                opll,
+                spll,
+                f"difference {opll - spll:+.2f} nats",
+            ],
+            ["test reconstruction MSE (mean field)", orec, srec, f"reprlab / sklearn = {orec / srec:.2f}"],
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 
 Uses generated 28x28 images (the speed does not depend on their content), one thread.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -57,7 +58,7 @@ def plain(src, x, y) -> float:
     t = time.perf_counter()
     order = torch.randperm(len(x))
     for i in range(STEPS):
-        idx = order[i * BATCH:(i + 1) * BATCH]
+        idx = order[i * BATCH : (i + 1) * BATCH]
         opt.zero_grad(set_to_none=True)
         F.cross_entropy(m(x[idx]), y[idx]).backward()
         opt.step()
@@ -76,10 +77,17 @@ def main() -> None:
         speed["plain"].append(plain(src, x, y))
     med = {k: statistics.median(v) for k, v in speed.items()}
     rows = [[m, f"{med[m]:.0f}", f"{med[m] / med['scratch']:.2f}"] for m in modes]
-    print_table(f"Training images/s by freeze mode (small CNN width {WIDTH}, batch {BATCH}, 1 thread)", ["mode", "images/s", "ratio to scratch"], rows)
+    print_table(
+        f"Training images/s by freeze mode (small CNN width {WIDTH}, batch {BATCH}, 1 thread)",
+        ["mode", "images/s", "ratio to scratch"],
+        rows,
+    )
     ratio = med["all"] / med["plain"]
-    print_table("Engine against a plain PyTorch loop (mode all, two parameter groups)", ["ours images/s", "plain images/s", "ratio", "target >= 0.9"],
-                [[f"{med['all']:.0f}", f"{med['plain']:.0f}", f"{ratio:.2f}", "met" if ratio >= 0.9 else "not met"]])
+    print_table(
+        "Engine against a plain PyTorch loop (mode all, two parameter groups)",
+        ["ours images/s", "plain images/s", "ratio", "target >= 0.9"],
+        [[f"{med['all']:.0f}", f"{med['plain']:.0f}", f"{ratio:.2f}", "met" if ratio >= 0.9 else "not met"]],
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ any implementation of the same computation could have over it.
 Sizes can be changed with environment variables: BENCH_VAE_TRAIN, BENCH_VAE_EPOCHS,
 BENCH_VAE_REPEATS, BENCH_VAE_THREADS, BENCH_VAE_NLL_K, BENCH_VAE_NLL_TEST.
 """
+
 from __future__ import annotations
 
 import json
@@ -81,7 +82,17 @@ def step_flops(x: torch.Tensor) -> float:
 
 
 def pythae(py: str, data: Path, weights: Path, seed: int) -> float:
-    cmd = [py, str(HERE / "_pythae_vae.py"), str(data), str(weights), str(EPOCHS), str(BATCH), str(LR), str(THREADS), str(seed)]
+    cmd = [
+        py,
+        str(HERE / "_pythae_vae.py"),
+        str(data),
+        str(weights),
+        str(EPOCHS),
+        str(BATCH),
+        str(LR),
+        str(THREADS),
+        str(seed),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS=str(THREADS)))
     if r.returncode != 0:
         raise RuntimeError(f"pythae run failed:\n{r.stderr[-2000:]}")
@@ -99,6 +110,7 @@ def main() -> None:
         return
     torch.set_num_threads(THREADS)
     import lightning.fabric  # noqa: F401 - import outside the timed region, as pythae's import is in its runner
+
     data = load_images("fashion-mnist")
     g = torch.Generator().manual_seed(SEED)
     x = torch.bernoulli(data.train[0][:N_TRAIN], generator=g)  # static binarization: both see the same bits
@@ -123,16 +135,41 @@ def main() -> None:
     o, p = st.median(ours_sps), st.median(peer_sps)
     no, npr = st.mean(nll_ours), st.mean(nll_peer)
     sd = lambda v: st.stdev(v) if len(v) > 1 else 0.0  # noqa: E731
-    print(f"threads={THREADS}  vae_mlp 784-{'-'.join(map(str, HIDDEN))}-{LATENT}  batch={BATCH}  Adam lr={LR}  "
-          f"{EPOCHS} epochs on {len(x)} statically binarized Fashion-MNIST images; seeds {SEED}..{SEED + REPEATS - 1}")
-    print_table(f"VAE training throughput (medians of {REPEATS} alternating runs) and test NLL (mean ± std over the runs' seeds)",
-                ["library", "samples/s", "GFLOP/s (fraction of GEMM peak)", f"test NLL (IWAE k={NLL_K}, {len(x_te)} images, nats)", "ratio"],
-                [["pythae 0.1.2 (BaseTrainer)", p, f"{p * flops / 1e9:.1f} ({p * flops / 1e9 / peak:.2f})", f"{npr:.2f} ± {sd(nll_peer):.2f}", "1.00 (reference)"],
-                 ["reprlab (Trainer.fit)", o, f"{o * flops / 1e9:.1f} ({o * flops / 1e9 / peak:.2f})", f"{no:.2f} ± {sd(nll_ours):.2f}",
-                  f"speed {o / p:.2f}x (target >= 2x); NLL {no - npr:+.2f} nats (target <= 0)"]])
-    print(f"\n{flops / 1e6:.2f} MFLOP per training sample (forward + backward + Adam, counted by torch); float32 GEMM peak "
-          f"{peak:.1f} GFLOP/s at {THREADS} thread(s). At that peak a step would run {peak / (p * flops / 1e9):.2f}x pythae's "
-          "speed: the most any implementation of the same computation can gain over it here.")
+    print(
+        f"threads={THREADS}  vae_mlp 784-{'-'.join(map(str, HIDDEN))}-{LATENT}  batch={BATCH}  Adam lr={LR}  "
+        f"{EPOCHS} epochs on {len(x)} statically binarized Fashion-MNIST images; seeds {SEED}..{SEED + REPEATS - 1}"
+    )
+    print_table(
+        f"VAE training throughput (medians of {REPEATS} alternating runs) and test NLL (mean ± std over the runs' seeds)",
+        [
+            "library",
+            "samples/s",
+            "GFLOP/s (fraction of GEMM peak)",
+            f"test NLL (IWAE k={NLL_K}, {len(x_te)} images, nats)",
+            "ratio",
+        ],
+        [
+            [
+                "pythae 0.1.2 (BaseTrainer)",
+                p,
+                f"{p * flops / 1e9:.1f} ({p * flops / 1e9 / peak:.2f})",
+                f"{npr:.2f} ± {sd(nll_peer):.2f}",
+                "1.00 (reference)",
+            ],
+            [
+                "reprlab (Trainer.fit)",
+                o,
+                f"{o * flops / 1e9:.1f} ({o * flops / 1e9 / peak:.2f})",
+                f"{no:.2f} ± {sd(nll_ours):.2f}",
+                f"speed {o / p:.2f}x (target >= 2x); NLL {no - npr:+.2f} nats (target <= 0)",
+            ],
+        ],
+    )
+    print(
+        f"\n{flops / 1e6:.2f} MFLOP per training sample (forward + backward + Adam, counted by torch); float32 GEMM peak "
+        f"{peak:.1f} GFLOP/s at {THREADS} thread(s). At that peak a step would run {peak / (p * flops / 1e9):.2f}x pythae's "
+        "speed: the most any implementation of the same computation can gain over it here."
+    )
 
 
 if __name__ == "__main__":

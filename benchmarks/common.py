@@ -1,4 +1,5 @@
 """Helpers for the benchmarks: the machine's matmul GFLOP/s, FLOP counting, ratio tables."""
+
 from __future__ import annotations
 
 import statistics

@@ -1,4 +1,5 @@
 """Run every benchmarks/bench_*.py in turn; each prints its own ratio table."""
+
 from __future__ import annotations
 
 import subprocess

@@ -1,4 +1,5 @@
 """Shared test fixtures. Tests run two at a time (pytest -n 2) on 2 cores, so each uses one thread."""
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 HAS_FASHION = Path("/usr/share/datasets/fashion-mnist").is_dir() or bool(os.environ.get("REPRLAB_DATA"))
-needs_fashion = pytest.mark.skipif(not HAS_FASHION, reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+needs_fashion = pytest.mark.skipif(
+    not HAS_FASHION, reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)"
+)
 
 
 @pytest.fixture
@@ -37,7 +40,9 @@ def run_subprocess(*args: str, timeout: float = 300, env: dict | None = None) ->
     """Run ``python -m reprlab ARGS`` in a fresh process (for DDP, kill -9 and exit-code tests)."""
     e = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "reprlab", *map(str, args)], capture_output=True, text=True, timeout=timeout, env=e)
+    return subprocess.run(
+        [sys.executable, "-m", "reprlab", *map(str, args)], capture_output=True, text=True, timeout=timeout, env=e
+    )
 
 
 @pytest.fixture

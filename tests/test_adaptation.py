@@ -1,4 +1,5 @@
 """Domain adaptation: the criteria against their formulas, the domains, the models, the CLI and the estimator."""
+
 import itertools
 import math
 
@@ -8,12 +9,25 @@ import torch
 
 from conftest import needs_fashion
 from reprlab.data.domains import (
-    FASHION_M_PHOTOS, FASHION_M_TEST_PHOTOS, FASHION_M_TRAIN_PHOTOS, PairedBatches, blend_with_photos, photo_of_each, brightness_stratified_split,
-    load_domain_pair, make_moons_split, photo_luminance,
+    FASHION_M_PHOTOS,
+    FASHION_M_TEST_PHOTOS,
+    FASHION_M_TRAIN_PHOTOS,
+    PairedBatches,
+    blend_with_photos,
+    photo_of_each,
+    brightness_stratified_split,
+    load_domain_pair,
+    make_moons_split,
+    photo_luminance,
 )
 from reprlab.errors import ConfigError, DataError
 from reprlab.metrics.domain import (
-    CorrelationAlignmentLoss, DomainAdversarialLoss, MaximumMeanDiscrepancyLoss, dann_lambda, grad_reverse, proxy_a_distance,
+    CorrelationAlignmentLoss,
+    DomainAdversarialLoss,
+    MaximumMeanDiscrepancyLoss,
+    dann_lambda,
+    grad_reverse,
+    proxy_a_distance,
 )
 from reprlab.registry import create_model
 
@@ -73,7 +87,9 @@ def test_unbiased_mmd_matches_brute_force():
     # the biased (V-statistic) version adds the diagonal k(x, x) = 1 terms
     xx_b = (xx * n * (n - 1) + n) / n**2
     yy_b = (yy * m * (m - 1) + m) / m**2
-    assert float(MaximumMeanDiscrepancyLoss(mults, bandwidth=sigma2)(x, y)) == pytest.approx(xx_b + yy_b - 2 * xy, rel=1e-10)
+    assert float(MaximumMeanDiscrepancyLoss(mults, bandwidth=sigma2)(x, y)) == pytest.approx(
+        xx_b + yy_b - 2 * xy, rel=1e-10
+    )
 
 
 def test_coral_matches_its_formula_and_is_zero_for_equal_covariances():
@@ -114,8 +130,10 @@ def test_proxy_a_distance_low_for_same_high_for_separable():
 def test_fashion_m_blend_is_deterministic_and_uses_only_given_photos():
     imgs = np.zeros((64, 28, 28), dtype=np.uint8)
     imgs[:, 10:18, 10:18] = 200
-    red = np.zeros((40, 50, 3), dtype=np.uint8); red[..., 0] = 90  # noqa: E702
-    blue = np.zeros((60, 30, 3), dtype=np.uint8); blue[..., 2] = 70  # noqa: E702
+    red = np.zeros((40, 50, 3), dtype=np.uint8)
+    red[..., 0] = 90  # noqa: E702
+    blue = np.zeros((60, 30, 3), dtype=np.uint8)
+    blue[..., 2] = 70  # noqa: E702
     a = blend_with_photos(imgs, [red, blue], seed=3)
     assert a.shape == (64, 3, 28, 28) and a.dtype == np.uint8
     assert np.array_equal(a, blend_with_photos(imgs, [red, blue], seed=3))
@@ -153,7 +171,10 @@ def test_fashion_m_photo_names_match_the_real_blends():
         h, w = photo.shape[0] - 27, photo.shape[1] - 27
         # crop corners whose top-left pixel fits, then the whole 28 x 28 crop at each of them
         fits = (np.abs(photo[:h, :w] - grey[i, 0, 0]) == blend[i][:, 0, 0]).all(-1)
-        match = [(np.abs(photo[r:r + 28, c:c + 28].transpose(2, 0, 1) - grey[i]) == blend[i]).all() for r, c in zip(*fits.nonzero())]
+        match = [
+            (np.abs(photo[r : r + 28, c : c + 28].transpose(2, 0, 1) - grey[i]) == blend[i]).all()
+            for r, c in zip(*fits.nonzero())
+        ]
         assert any(match), f"test image {i} is not a blend of {names[i]}"
     with pytest.raises(ConfigError):
         fashion_m_photo_names("val", 10)
@@ -198,7 +219,9 @@ def test_fashion_source_and_target_are_reconciled_and_disjoint():
     from reprlab.data.images import load_fashion_mnist
 
     grey = load_fashion_mnist("train")[0]
-    assert torch.equal(s.train[0][:, :1], grey[:100]) and torch.equal(t.train[1], load_fashion_mnist("train")[1][27500:27600])
+    assert torch.equal(s.train[0][:, :1], grey[:100]) and torch.equal(
+        t.train[1], load_fashion_mnist("train")[1][27500:27600]
+    )
 
 
 def test_moons_target_is_the_rotated_source():
@@ -227,6 +250,7 @@ def test_channel_counts_that_cannot_be_reconciled(monkeypatch):
             x = torch.rand(20, c, 8, 8)
             y = torch.arange(20) % 10
             return ImageData(f"fake{c}", (x, y), (x[:0], y[:0]), (x, y), tuple(str(i) for i in range(10)), "test")
+
         return DatasetEntry(f"fake{c}", "images", load, lambda _: {"found": True})
 
     for c in (1, 2, 3):
@@ -257,8 +281,18 @@ def _train_moons(name, epochs, seed=0, **model):
     from reprlab.commands.train import train_model
     from reprlab.train.engine import evaluate_model
 
-    tree = {"model": model, "trainer": {"epochs": epochs, "batch_size": 64, "seed": seed, "progress": False, "tensorboard": False, "threads": 1},
-            "data": {"name": "moons"}}
+    tree = {
+        "model": model,
+        "trainer": {
+            "epochs": epochs,
+            "batch_size": 64,
+            "seed": seed,
+            "progress": False,
+            "tensorboard": False,
+            "threads": 1,
+        },
+        "data": {"name": "moons"},
+    }
     m, _, task, metrics = train_model(name, tree, None, quiet=True)
     return evaluate_model(m, task.test)["acc"], m, metrics
 
@@ -277,7 +311,13 @@ def test_dann_beats_source_only_on_rotated_moons():
 def test_pseudo_label_table_refreshes_every_epoch():
     torch.manual_seed(0)
     m = create_model("da_pseudo_label", input_shape=(2,), num_classes=2, num_target=6, threshold=0.5)
-    b = {"x_s": torch.randn(6, 2), "y_s": torch.tensor([0, 1] * 3), "x_t": torch.randn(6, 2), "y_t": torch.tensor([0, 1] * 3), "i_t": torch.arange(6)}
+    b = {
+        "x_s": torch.randn(6, 2),
+        "y_s": torch.tensor([0, 1] * 3),
+        "x_t": torch.randn(6, 2),
+        "y_t": torch.tensor([0, 1] * 3),
+        "i_t": torch.arange(6),
+    }
     out = m.loss(b)
     assert float(out["pl_used"]) == 0.0 and float(out["adapt"]) == 0.0  # first epoch: no pseudo-labels yet
     m.on_epoch_end(0)
@@ -302,7 +342,9 @@ def test_input_standardization_removes_brightness_and_contrast():
     assert torch.allclose(m(x), m(x * gain + offset), atol=1e-2)
     zi = InputStandardization("image")(x)
     assert torch.allclose(zi.mean((1, 2, 3)), torch.zeros(6), atol=1e-5)
-    none = create_model("da_dann", input_shape=(3, 8, 8), num_classes=3, channels=(4,), feature_dim=8, standardize="none")
+    none = create_model(
+        "da_dann", input_shape=(3, 8, 8), num_classes=3, channels=(4,), feature_dim=8, standardize="none"
+    )
     assert not any(isinstance(mod, InputStandardization) for mod in none.modules())
     assert not torch.allclose(none(x), none(x + 0.5), atol=1e-2)
     with pytest.raises(ConfigError, match="model.standardize must be one of channel, image, none"):
@@ -331,17 +373,23 @@ def one_line(err: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("args, expect", [
-    (["--method", "nope"], "choose one of: source-only, mmd, coral, dann, pseudo-label, target-oracle"),
-    (["--source", "moons", "--target", "digits"], "different label sets"),
-    (["--source", "moons", "--method", "pseudo-label", "--threshold", "1.5"], "model.threshold must be in (0, 1)"),
-    (["--source", "moons", "--method", "pseudo-label", "--model.threshold=0"], "model.threshold must be in (0, 1)"),
-    (["--source", "moons", "--method", "dann", "--threshold", "0.5"], "--threshold applies to --method pseudo-label"),
-    (["--source", "digits"], "name a --target"),
-    (["--source", "moons", "--target", "moons"], "two different domains"),
-    (["--source", "moons", "--model.nope=1"], "unknown config key model.nope"),
-    (["--source", "moons", "--model.standardize=pixel"], "model.standardize must be one of channel, image, none"),
-])
+@pytest.mark.parametrize(
+    "args, expect",
+    [
+        (["--method", "nope"], "choose one of: source-only, mmd, coral, dann, pseudo-label, target-oracle"),
+        (["--source", "moons", "--target", "digits"], "different label sets"),
+        (["--source", "moons", "--method", "pseudo-label", "--threshold", "1.5"], "model.threshold must be in (0, 1)"),
+        (["--source", "moons", "--method", "pseudo-label", "--model.threshold=0"], "model.threshold must be in (0, 1)"),
+        (
+            ["--source", "moons", "--method", "dann", "--threshold", "0.5"],
+            "--threshold applies to --method pseudo-label",
+        ),
+        (["--source", "digits"], "name a --target"),
+        (["--source", "moons", "--target", "moons"], "two different domains"),
+        (["--source", "moons", "--model.nope=1"], "unknown config key model.nope"),
+        (["--source", "moons", "--model.standardize=pixel"], "model.standardize must be one of channel, image, none"),
+    ],
+)
 def test_adapt_bad_input_exit_2_one_line(cli, tmp_path, args, expect):
     rc, out, err = cli("adapt", *args, "--epochs", "1", "--no-progress", "--out", tmp_path / "run")
     assert rc == 2
@@ -353,7 +401,19 @@ def test_adapt_end_to_end_and_no_overwrite(cli, tmp_path):
     import json
 
     run = tmp_path / "run"
-    args = ["adapt", "--source", "moons", "--method", "coral", "--epochs", "2", "--no-progress", "--trainer.tensorboard=false", "--out", run]
+    args = [
+        "adapt",
+        "--source",
+        "moons",
+        "--method",
+        "coral",
+        "--epochs",
+        "2",
+        "--no-progress",
+        "--trainer.tensorboard=false",
+        "--out",
+        run,
+    ]
     rc, out, err = cli(*args)
     assert rc == 0, err
     res = json.loads((run / "final_metrics.json").read_text())
@@ -372,8 +432,22 @@ def test_adapt_on_fashion_m_reports_accuracy_by_test_photo(cli, tmp_path):
     import json
 
     run = tmp_path / "run"
-    rc, out, err = cli("adapt", "--method", "source-only", "--limit", "256", "--epochs", "1", "--batch-size", "64",
-                       "--model.channels=4,8", "--no-progress", "--trainer.tensorboard=false", "--out", run)
+    rc, out, err = cli(
+        "adapt",
+        "--method",
+        "source-only",
+        "--limit",
+        "256",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--model.channels=4,8",
+        "--no-progress",
+        "--trainer.tensorboard=false",
+        "--out",
+        run,
+    )
     assert rc == 0, err
     res = json.loads((run / "final_metrics.json").read_text())
     by_photo = {k.rsplit("/", 1)[1]: v for k, v in res.items() if k.startswith("target/test_acc/")}
@@ -445,8 +519,16 @@ def test_study_scores_fashion_m_by_photo_and_on_held_out_training_photo_images(t
     from reprlab.studies import adaptation
     from reprlab.studies.base import run_study
 
-    tiny = dict(limit=128, epochs=1, batch=64, optimizer="sgd", lr=3e-2, lr_schedule="cosine",
-                model=dict(channels=(4, 8), standardize="channel"), test_limit=600)
+    tiny = dict(
+        limit=128,
+        epochs=1,
+        batch=64,
+        optimizer="sgd",
+        lr=3e-2,
+        lr_schedule="cosine",
+        model=dict(channels=(4, 8), standardize="channel"),
+        test_limit=600,
+    )
     monkeypatch.setitem(adaptation.PRESETS, "smoke", {"fashion": tiny})
     res = run_study("adaptation", "smoke", tmp_path, progress=False)
     fashion = json.loads((tmp_path / "adaptation" / "results.json").read_text())["data"]["fashion"]
@@ -459,7 +541,10 @@ def test_study_scores_fashion_m_by_photo_and_on_held_out_training_photo_images(t
         assert overall == pytest.approx(fashion["target_acc"][method][0], abs=1e-6)
         assert 0 <= groups[adaptation.TRAIN_PHOTOS_HELD_OUT] <= 1
     table = next(t for t in res.tables if "by photo" in t.title)
-    assert [r[0] for r in table.rows] == [adaptation.TRAIN_PHOTOS_HELD_OUT, *(f"test photo {p}" for p in FASHION_M_TEST_PHOTOS)]
+    assert [r[0] for r in table.rows] == [
+        adaptation.TRAIN_PHOTOS_HELD_OUT,
+        *(f"test photo {p}" for p in FASHION_M_TEST_PHOTOS),
+    ]
     dann_finding = next(f for f in res.findings if "60%" in f.claim)
     assert "on held-out images of the photos it adapted to" in dann_finding.evidence
 

@@ -34,7 +34,9 @@ def test_training_lowers_reconstruction_error_on_digits(loss):
     x_te = d.test[0]
     with torch.no_grad():
         before = float(((m(x_te) - x_te) ** 2).mean())
-    Trainer(TrainerConfig(epochs=15, batch_size=64, progress=False, tensorboard=False)).fit(m, TensorBatches({"x": d.train[0]}, 64))
+    Trainer(TrainerConfig(epochs=15, batch_size=64, progress=False, tensorboard=False)).fit(
+        m, TensorBatches({"x": d.train[0]}, 64)
+    )
     with torch.no_grad():
         after = float(((m(x_te) - x_te) ** 2).mean())
     # the mean image alone gives about 0.06 on digits; a trained 8-d code does far better

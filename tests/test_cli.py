@@ -1,4 +1,5 @@
 """Every bad input gets one clear line on stderr and exit code 2, and nothing is overwritten."""
+
 import json
 
 from pathlib import Path
@@ -19,8 +20,19 @@ def one_line(err: str) -> str:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "ae"
-    res = run_subprocess("train", "ae_mlp", "--data", "digits", "--epochs", "1", "--no-progress",
-                         "--trainer.tensorboard=false", "--model.code_dim=4", "--out", run)
+    res = run_subprocess(
+        "train",
+        "ae_mlp",
+        "--data",
+        "digits",
+        "--epochs",
+        "1",
+        "--no-progress",
+        "--trainer.tensorboard=false",
+        "--model.code_dim=4",
+        "--out",
+        run,
+    )
     assert res.returncode == 0, res.stderr
     return run
 
@@ -46,20 +58,23 @@ def test_help_works(cli):
     assert rc == 0 and "--model.KEY=VALUE" in out
 
 
-@pytest.mark.parametrize("args, expect", [
-    (["train", "nope_model", "--data", "digits"], "unknown model 'nope_model'"),
-    (["train", "ae_mlp", "--data", "digits", "--model.nope=1"], "unknown config key model.nope"),
-    (["train", "ae_mlp", "--data", "digits", "--trainer.lr=-1"], "trainer.lr must be > 0"),
-    (["train", "ae_mlp", "--data", "digits", "--trainer.epochs=abc"], "expected int"),
-    (["train", "ae_mlp", "--data", "digits", "--bogus-flag"], "unrecognized argument"),
-    (["train", "ae_mlp", "--data", "nope"], "unknown dataset 'nope'"),
-    (["train", "ae_mlp", "--data", "digits", "--config", "/nonexistent.yaml"], "does not exist"),
-    (["eval", "--bogus"], "error"),
-    (["frobnicate"], "invalid choice"),
-    (["sample", "/nonexistent-run"], "does not exist"),
-    (["study", "nope"], "unknown study 'nope'"),
-    (["study", "autoencoder", "--threads", "-1"], "--threads must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "args, expect",
+    [
+        (["train", "nope_model", "--data", "digits"], "unknown model 'nope_model'"),
+        (["train", "ae_mlp", "--data", "digits", "--model.nope=1"], "unknown config key model.nope"),
+        (["train", "ae_mlp", "--data", "digits", "--trainer.lr=-1"], "trainer.lr must be > 0"),
+        (["train", "ae_mlp", "--data", "digits", "--trainer.epochs=abc"], "expected int"),
+        (["train", "ae_mlp", "--data", "digits", "--bogus-flag"], "unrecognized argument"),
+        (["train", "ae_mlp", "--data", "nope"], "unknown dataset 'nope'"),
+        (["train", "ae_mlp", "--data", "digits", "--config", "/nonexistent.yaml"], "does not exist"),
+        (["eval", "--bogus"], "error"),
+        (["frobnicate"], "invalid choice"),
+        (["sample", "/nonexistent-run"], "does not exist"),
+        (["study", "nope"], "unknown study 'nope'"),
+        (["study", "autoencoder", "--threads", "-1"], "--threads must be >= 0"),
+    ],
+)
 def test_bad_input_exit_2_one_line(cli, args, expect):
     rc, out, err = cli(*args)
     assert rc == 2
@@ -73,11 +88,14 @@ def test_missing_dataset_says_how_to_get_it(cli, tmp_path, monkeypatch):
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("damage, expect", [
-    ("truncate", "truncated"),
-    ("magic", "not an unsigned-byte IDX"),
-    ("count", "expected 60000"),
-])
+@pytest.mark.parametrize(
+    "damage, expect",
+    [
+        ("truncate", "truncated"),
+        ("magic", "not an unsigned-byte IDX"),
+        ("count", "expected 60000"),
+    ],
+)
 def test_corrupt_idx_exit_2(cli, tmp_path, damage, expect):
     make_fake_fashion(tmp_path, gz=False)
     f = tmp_path / "train-images-idx3-ubyte"
@@ -89,7 +107,7 @@ def test_corrupt_idx_exit_2(cli, tmp_path, damage, expect):
         f.write_bytes(raw)
     else:
         raw[4:8] = (59999).to_bytes(4, "big")
-        f.write_bytes(raw[: -784])
+        f.write_bytes(raw[:-784])
     rc, _, err = cli("train", "ae_mlp", "--data-dir", tmp_path, "--epochs", "1", "--out", tmp_path / "r")
     assert rc == 2 and expect in one_line(err)
 
@@ -166,8 +184,20 @@ def test_sample_needs_positive_n(cli, trained):
 
 
 def test_diverging_run_exits_2_and_keeps_checkpoint(tmp_path):
-    res = run_subprocess("train", "ae_mlp", "--data", "digits", "--epochs", "3", "--no-progress", "--trainer.tensorboard=false",
-                         "--trainer.lr=1e12", "--trainer.optimizer=sgd", "--out", tmp_path / "r")
+    res = run_subprocess(
+        "train",
+        "ae_mlp",
+        "--data",
+        "digits",
+        "--epochs",
+        "3",
+        "--no-progress",
+        "--trainer.tensorboard=false",
+        "--trainer.lr=1e12",
+        "--trainer.optimizer=sgd",
+        "--out",
+        tmp_path / "r",
+    )
     assert res.returncode == 2, res.stderr
     line = [l for l in res.stderr.splitlines() if l.startswith("reprlab: error")]
     assert line and "NaN/Inf at step" in line[0]

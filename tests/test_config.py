@@ -1,6 +1,3 @@
-from dataclasses import dataclass
-from typing import Literal, Optional
-
 import pytest
 
 from reprlab.config import DataConfig, TrainerConfig, build, load_yaml, parse_overrides, to_dict
@@ -22,13 +19,16 @@ def test_unknown_key_lists_valid_keys():
     assert "trainer.learning_rate" in str(e.value) and "trainer.lr" in str(e.value)
 
 
-@pytest.mark.parametrize("values, text", [
-    ({"epochs": "three"}, "expected int"),
-    ({"lr": -1.0}, "lr must be > 0"),
-    ({"optimizer": "rmsprop"}, "choose one of"),
-    ({"progress": "maybe"}, "expected bool"),
-    ({"epochs": 2.5}, "expected int"),
-])
+@pytest.mark.parametrize(
+    "values, text",
+    [
+        ({"epochs": "three"}, "expected int"),
+        ({"lr": -1.0}, "lr must be > 0"),
+        ({"optimizer": "rmsprop"}, "choose one of"),
+        ({"progress": "maybe"}, "expected bool"),
+        ({"epochs": 2.5}, "expected int"),
+    ],
+)
 def test_bad_values(values, text):
     with pytest.raises(ConfigError, match=text):
         build(TrainerConfig, values, "trainer")

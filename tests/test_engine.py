@@ -1,5 +1,6 @@
 """The engine: determinism, exact resume (also after kill -9), NaN guard, overwrite refusal,
 models with their own optimizers, bf16 autocast and 2-process DDP on CPU."""
+
 import math
 import os
 import signal
@@ -49,23 +50,44 @@ def test_resume_in_process_is_bitwise(tmp_path):
     Trainer(TrainerConfig(epochs=3, batch_size=32, **CFG), tmp_path / "full").fit(full, TensorBatches(data(), 32))
     part = new_ae()
     # stop after 11 steps (mid-epoch), then resume to the end
-    Trainer(TrainerConfig(epochs=3, batch_size=32, max_steps=11, **CFG), tmp_path / "part").fit(part, TensorBatches(data(), 32))
+    Trainer(TrainerConfig(epochs=3, batch_size=32, max_steps=11, **CFG), tmp_path / "part").fit(
+        part, TensorBatches(data(), 32)
+    )
     assert load_state(tmp_path / "part" / "trainer_state.pt")["step"] == 11
     again = new_ae(seed=123)  # different init: resume must restore everything
-    Trainer(TrainerConfig(epochs=3, batch_size=32, **CFG), tmp_path / "part", resume=True).fit(again, TensorBatches(data(), 32))
+    Trainer(TrainerConfig(epochs=3, batch_size=32, **CFG), tmp_path / "part", resume=True).fit(
+        again, TensorBatches(data(), 32)
+    )
     a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "part" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert load_state(tmp_path / "part" / "trainer_state.pt")["step"] == 24
 
 
 def test_resume_after_kill_9_is_bitwise(tmp_path):
-    args = ["train", "ae_mlp", "--data", "digits", "--epochs", "12", "--batch-size", "16", "--model.hidden=256,256",
-            "--trainer.checkpoint_every=25", "--no-progress", "--trainer.tensorboard=false", "--trainer.threads=1"]
+    args = [
+        "train",
+        "ae_mlp",
+        "--data",
+        "digits",
+        "--epochs",
+        "12",
+        "--batch-size",
+        "16",
+        "--model.hidden=256,256",
+        "--trainer.checkpoint_every=25",
+        "--no-progress",
+        "--trainer.tensorboard=false",
+        "--trainer.threads=1",
+    ]
     ref = run_subprocess(*args, "--out", tmp_path / "ref")
     assert ref.returncode == 0, ref.stderr
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))
-    proc = subprocess.Popen([sys.executable, "-m", "reprlab", *args, "--out", str(tmp_path / "run")], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reprlab", *args, "--out", str(tmp_path / "run")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     state = tmp_path / "run" / "trainer_state.pt"
     killed_at = None
     deadline = time.time() + 120
@@ -103,7 +125,7 @@ class NanAfter(ReprModel):
 
     def loss(self, batch):
         self.calls += 1
-        loss = (self.w ** 2).sum() * batch["x"].mean()
+        loss = (self.w**2).sum() * batch["x"].mean()
         if self.calls >= self.config.nan_at:
             loss = loss * float("nan")
         return {"loss": loss}
@@ -172,7 +194,8 @@ def test_bf16_autocast_trains():
 def test_logs_and_run_dir(tmp_path):
     m = new_ae()
     Trainer(TrainerConfig(epochs=2, batch_size=64, progress=False), tmp_path / "r", {"model": "ae_mlp"}).fit(
-        m, TensorBatches(data(), 64), TensorBatches(data(64, seed=1), 64, shuffle=False))
+        m, TensorBatches(data(), 64), TensorBatches(data(64, seed=1), 64, shuffle=False)
+    )
     r = tmp_path / "r"
     lines = (r / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2 and '"val/loss"' in lines[1]
@@ -181,8 +204,22 @@ def test_logs_and_run_dir(tmp_path):
 
 
 def test_ddp_two_processes_on_cpu(tmp_path):
-    res = run_subprocess("train", "ae_mlp", "--data", "digits", "--epochs", "2", "--devices", "2", "--no-progress",
-                         "--trainer.tensorboard=false", "--model.hidden=32", "--out", tmp_path / "ddp", timeout=240)
+    res = run_subprocess(
+        "train",
+        "ae_mlp",
+        "--data",
+        "digits",
+        "--epochs",
+        "2",
+        "--devices",
+        "2",
+        "--no-progress",
+        "--trainer.tensorboard=false",
+        "--model.hidden=32",
+        "--out",
+        tmp_path / "ddp",
+        timeout=240,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     st = load_state(tmp_path / "ddp" / "trainer_state.pt")
     assert st["world_size"] == 2 and st["rng"]["torch"].shape[0] == 2
@@ -199,14 +236,21 @@ def test_lr_schedule_warmup_then_cosine_and_exact_resume(tmp_path):
     assert lr_scale(23, 24, cfg) == pytest.approx(0.5 * (1 + math.cos(math.pi * 19 / 20)))
     # the engine applies it: the last step's lr is the base lr times the last scale
     m = new_ae()
-    t = Trainer(TrainerConfig(epochs=3, batch_size=32, lr=1e-2, lr_schedule="cosine", warmup_steps=4, **CFG), tmp_path / "full")
+    t = Trainer(
+        TrainerConfig(epochs=3, batch_size=32, lr=1e-2, lr_schedule="cosine", warmup_steps=4, **CFG), tmp_path / "full"
+    )
     t.fit(m, TensorBatches(data(), 32))
     group = load_state(tmp_path / "full" / "trainer_state.pt")["optimizers"][0]["param_groups"][0]
     assert group["lr"] == pytest.approx(1e-2 * lr_scale(23, 24, cfg)) and group["base_lr"] == 1e-2
     # stopping mid-run and resuming follows the same schedule, so the weights are bitwise those of one run
-    Trainer(TrainerConfig(epochs=3, batch_size=32, lr=1e-2, lr_schedule="cosine", warmup_steps=4, max_steps=9, **CFG),
-            tmp_path / "part").fit(new_ae(), TensorBatches(data(), 32))
-    Trainer(TrainerConfig(epochs=3, batch_size=32, lr=1e-2, lr_schedule="cosine", warmup_steps=4, **CFG),
-            tmp_path / "part", resume=True).fit(new_ae(seed=5), TensorBatches(data(), 32))
+    Trainer(
+        TrainerConfig(epochs=3, batch_size=32, lr=1e-2, lr_schedule="cosine", warmup_steps=4, max_steps=9, **CFG),
+        tmp_path / "part",
+    ).fit(new_ae(), TensorBatches(data(), 32))
+    Trainer(
+        TrainerConfig(epochs=3, batch_size=32, lr=1e-2, lr_schedule="cosine", warmup_steps=4, **CFG),
+        tmp_path / "part",
+        resume=True,
+    ).fit(new_ae(seed=5), TensorBatches(data(), 32))
     a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "part" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -1,5 +1,6 @@
 """Fréchet distance, KID, the Inception-FID code path (with a tiny stand-in network), the cached
 feature classifier and class coverage."""
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +10,13 @@ from torch import nn
 from conftest import needs_fashion
 from reprlab.errors import ConfigError
 from reprlab.metrics import frechet_distance, kernel_distance
-from reprlab.metrics.classifier_features import FeatureClassifier, FeatureClassifierConfig, class_coverage, classifier_features, fd_classifier
+from reprlab.metrics.classifier_features import (
+    FeatureClassifier,
+    FeatureClassifierConfig,
+    class_coverage,
+    classifier_features,
+    fd_classifier,
+)
 from reprlab.metrics.frechet import check_weights_file, inception_fid
 
 
@@ -77,7 +84,7 @@ class TinyStandIn(nn.Module):
 def test_inception_fid_code_path_with_a_stand_in_network():
     g = torch.Generator().manual_seed(0)
     real = torch.rand(300, 1, 12, 12, generator=g)
-    fake = (torch.rand(300, 1, 12, 12, generator=g) * 0.6 + 0.2)
+    fake = torch.rand(300, 1, 12, 12, generator=g) * 0.6 + 0.2
     net = TinyStandIn()
     got = inception_fid(real, fake, extractor=net, batch_size=64)
     with torch.no_grad():

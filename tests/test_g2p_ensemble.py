@@ -1,4 +1,5 @@
 """G2P ensembles: the mean of the members' log-probabilities, decoded with each member's own incremental state."""
+
 import pytest
 import torch
 

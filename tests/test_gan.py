@@ -1,7 +1,7 @@
 """DCGAN: shapes, which parameters each step changes, the three objectives' formulas, the gradient
 penalty against a hand computation, the fixed-noise grid, sampling from a run, and bad input."""
+
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -103,10 +103,10 @@ def test_gradient_penalty_matches_hand_computation():
     fake = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
     eps = torch.tensor([[0.5], [0.25]])
     # x_hat = [[0.5, 0], [0, 0.5]] -> ||2 x_hat|| = 1 and 1 -> GP = 0; then a case with nonzero GP
-    assert gradient_penalty(lambda x: (x ** 2).sum(1), real, fake, eps).item() == pytest.approx(0.0, abs=1e-7)
+    assert gradient_penalty(lambda x: (x**2).sum(1), real, fake, eps).item() == pytest.approx(0.0, abs=1e-7)
     eps = torch.tensor([[1.0], [1.0]])
     # x_hat = real: norms 2 and 4 -> ((2-1)^2 + (4-1)^2) / 2 = 5
-    gp = gradient_penalty(lambda x: (x ** 2).sum(1), real, fake, eps)
+    gp = gradient_penalty(lambda x: (x**2).sum(1), real, fake, eps)
     assert gp.item() == pytest.approx(5.0)
     assert gp.requires_grad  # create_graph keeps it differentiable for the critic's update
 
@@ -145,11 +145,14 @@ def test_ema_copy_follows_the_generator():
     assert not any(p.requires_grad for p in m.g_ema.parameters())
 
 
-@pytest.mark.parametrize("kw,match", [
-    ({"objective": "hinge"}, "minimax, non-saturating, wgan-gp"),
-    ({"n_critic": 0}, "n_critic must be >= 1"),
-    ({"input_shape": (1, 10, 10)}, "divisible by 4"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"objective": "hinge"}, "minimax, non-saturating, wgan-gp"),
+        ({"n_critic": 0}, "n_critic must be >= 1"),
+        ({"input_shape": (1, 10, 10)}, "divisible by 4"),
+    ],
+)
 def test_bad_config(kw, match):
     with pytest.raises(ConfigError, match=match):
         create_model("dcgan", **kw)
@@ -157,11 +160,27 @@ def test_bad_config(kw, match):
 
 def test_train_sample_and_bad_input_from_the_cli(cli, digits_args, tmp_path):
     run = tmp_path / "gan"
-    rc, out, err = cli("train", "dcgan", *digits_args, "--epochs", "2", "--batch-size", "64", "--out", run,
-                       "--model.g_channels=8", "--model.d_channels=8", "--model.latent_dim=8", "--lr", "2e-4")
+    rc, out, err = cli(
+        "train",
+        "dcgan",
+        *digits_args,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--out",
+        run,
+        "--model.g_channels=8",
+        "--model.d_channels=8",
+        "--model.latent_dim=8",
+        "--lr",
+        "2e-4",
+    )
     assert rc == 0, err
     lines = [__import__("json").loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
-    assert len(lines) == 2 and {"train/d_real", "train/d_fake", "train/loss_d", "train/loss_g", "train/gp"} <= set(lines[-1])
+    assert len(lines) == 2 and {"train/d_real", "train/d_fake", "train/loss_d", "train/loss_g", "train/gp"} <= set(
+        lines[-1]
+    )
     assert 0 < lines[-1]["train/d_real"] < 1 and 0 < lines[-1]["train/d_fake"] < 1
     assert (run / "samples" / "epoch_001.png").is_file() and (run / "samples" / "epoch_002.png").is_file()
 
@@ -174,7 +193,10 @@ def test_train_sample_and_bad_input_from_the_cli(cli, digits_args, tmp_path):
     for args, needle in [
         (("sample", run, "-n", "0", "-o", tmp_path / "z.png"), "must be > 0"),
         (("sample", run, "-n", "-3", "-o", tmp_path / "z.png"), "must be > 0"),
-        (("train", "dcgan", *digits_args, "--out", tmp_path / "x", "--model.objective=hinge"), "minimax, non-saturating, wgan-gp"),
+        (
+            ("train", "dcgan", *digits_args, "--out", tmp_path / "x", "--model.objective=hinge"),
+            "minimax, non-saturating, wgan-gp",
+        ),
         (("train", "dcgan", *digits_args, "--out", tmp_path / "x", "--model.n_critic=0"), "n_critic must be >= 1"),
         (("fd", run, "--inception-weights", tmp_path / "nope.pt"), "does not exist"),
         (("fd", run, "--inception-weights", tmp_path), "not a file"),
@@ -190,8 +212,19 @@ def test_a_run_samples_without_training_code(cli, digits_args, tmp_path):
     from reprlab.train.checkpoint import load_run
 
     run = tmp_path / "gan"
-    rc, _, err = cli("train", "dcgan", *digits_args, "--epochs", "1", "--out", run, "--model.g_channels=8",
-                     "--model.d_channels=8", "--model.latent_dim=8", "--model.ema=0.9")
+    rc, _, err = cli(
+        "train",
+        "dcgan",
+        *digits_args,
+        "--epochs",
+        "1",
+        "--out",
+        run,
+        "--model.g_channels=8",
+        "--model.d_channels=8",
+        "--model.latent_dim=8",
+        "--model.ema=0.9",
+    )
     assert rc == 0, err
     a, b = load_run(run), load_run(run)
     xa = a.sample(10, generator=torch.Generator().manual_seed(3))

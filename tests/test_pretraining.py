@@ -1,5 +1,6 @@
 """Greedy layer-wise pre-training: the RBM against brute force, frozen lower layers, exact
 classifier initialization, stage resume, and the pretrain/finetune CLI."""
+
 import itertools
 import json
 
@@ -88,13 +89,18 @@ def test_cd_training_lowers_reconstruction_error_on_patterns(persistent):
 
     before = recon()
     seed_everything(0)
-    Trainer(TrainerConfig(epochs=30, batch_size=32, lr=0.05, optimizer="sgd", momentum=0.5, progress=False, tensorboard=False)).fit(
-        m, TensorBatches({"x": x}, 32))
+    Trainer(
+        TrainerConfig(
+            epochs=30, batch_size=32, lr=0.05, optimizer="sgd", momentum=0.5, progress=False, tensorboard=False
+        )
+    ).fit(m, TensorBatches({"x": x}, 32))
     after = recon()
     assert before > 0.2 and after < 0.05, (before, after)  # a near-uniform start is ~0.25; learnt patterns come back
     # the data is now much more probable than random binary vectors
     with torch.no_grad():
-        assert m.free_energy(patterns).mean() < m.free_energy((torch.rand(64, 16, generator=g) > 0.5).float()).mean() - 5
+        assert (
+            m.free_energy(patterns).mean() < m.free_energy((torch.rand(64, 16, generator=g) > 0.5).float()).mean() - 5
+        )
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +172,8 @@ def test_greedy_dae_pretraining_helps_on_few_labels(digits):
             seed_everything(0)
             clf = create_model("stacked_classifier", input_shape=(1, 8, 8), num_classes=10, hidden=(64, 64))
         Trainer(TrainerConfig(epochs=100, batch_size=25, lr=3e-3, progress=False, tensorboard=False)).fit(
-            clf, TensorBatches({"x": x[idx], "y": y[idx]}, 25))
+            clf, TensorBatches({"x": x[idx], "y": y[idx]}, 25)
+        )
         with torch.no_grad():
             errors[arm] = float((clf(x_te).argmax(1) != y_te).float().mean())
     assert errors["pretrained"] < errors["random"] - 0.03, errors
@@ -212,7 +219,9 @@ def test_interrupted_stack_resumes_at_its_layer(digits, tmp_path):
     with pytest.raises(CheckpointError, match="not a finished stack"):
         load_stack(out)
     trained = []
-    stack = pretrain_stack(x, StackSpec((16, 8), "dae"), FAST, out, resume=True, on_layer_done=lambda l, ls: trained.append(l))
+    stack = pretrain_stack(
+        x, StackSpec((16, 8), "dae"), FAST, out, resume=True, on_layer_done=lambda l, ls: trained.append(l)
+    )
     assert (out / "layer1" / "model.safetensors").read_bytes() == first  # layer 1 reused, not retrained
     loaded, meta = load_stack(out)
     assert meta["status"] == "finished" and [s["layer"] for s in meta["scores"]] == [1, 2]

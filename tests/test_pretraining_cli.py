@@ -1,8 +1,8 @@
 """reprlab pretrain / finetune end to end on digits, and their bad inputs (exit 2, one line, nothing overwritten)."""
+
 import json
 
 import pytest
-import torch
 
 FLAGS = ["--data", "digits", "--data.val_size=100", "--no-progress", "--trainer.tensorboard=false"]
 
@@ -18,7 +18,25 @@ def stack(tmp_path_factory):
     from reprlab.cli import main
 
     out = tmp_path_factory.mktemp("pt") / "stack"
-    assert main(["pretrain", "--layers", "32,16", "--layer-type", "rbm", "--epochs", "5", "--batch-size", "32", "--out", str(out), *FLAGS]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--layers",
+                "32,16",
+                "--layer-type",
+                "rbm",
+                "--epochs",
+                "5",
+                "--batch-size",
+                "32",
+                "--out",
+                str(out),
+                *FLAGS,
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -75,18 +93,21 @@ def test_interrupted_pretrain_resumes_from_the_cli(cli, stack, tmp_path):
     assert rc == 2 and "already a finished stack" in one_line(err)
 
 
-@pytest.mark.parametrize("args, expect", [
-    (["pretrain", "--data", "digits"], "--layers is required"),
-    (["pretrain", "--layers", "", "--data", "digits"], "--layers must be comma-separated"),
-    (["pretrain", "--layers", "500,abc", "--data", "digits"], "'abc' is not a whole number"),
-    (["pretrain", "--layers", "500,0", "--data", "digits"], "sizes must be >= 1"),
-    (["pretrain", "--layers", "8", "--layer-type", "vae", "--data", "digits"], "--layer-type 'vae' is not valid"),
-    (["pretrain", "--layers", "8", "--corruption", "1.5", "--data", "digits"], "--corruption must be in [0, 1)"),
-    (["pretrain", "--layers", "8", "--data", "nope"], "unknown dataset 'nope'"),
-    (["pretrain", "--layers", "8", "--data", "digits", "--model.hidden=3"], "takes no --model"),
-    (["finetune", "/nonexistent-stack"], "does not exist"),
-    (["finetune"], "name a stack directory"),
-])
+@pytest.mark.parametrize(
+    "args, expect",
+    [
+        (["pretrain", "--data", "digits"], "--layers is required"),
+        (["pretrain", "--layers", "", "--data", "digits"], "--layers must be comma-separated"),
+        (["pretrain", "--layers", "500,abc", "--data", "digits"], "'abc' is not a whole number"),
+        (["pretrain", "--layers", "500,0", "--data", "digits"], "sizes must be >= 1"),
+        (["pretrain", "--layers", "8", "--layer-type", "vae", "--data", "digits"], "--layer-type 'vae' is not valid"),
+        (["pretrain", "--layers", "8", "--corruption", "1.5", "--data", "digits"], "--corruption must be in [0, 1)"),
+        (["pretrain", "--layers", "8", "--data", "nope"], "unknown dataset 'nope'"),
+        (["pretrain", "--layers", "8", "--data", "digits", "--model.hidden=3"], "takes no --model"),
+        (["finetune", "/nonexistent-stack"], "does not exist"),
+        (["finetune"], "name a stack directory"),
+    ],
+)
 def test_bad_input_exit_2_one_line(cli, tmp_path, args, expect):
     rc, out, err = cli(*args, "--out", tmp_path / "x") if args[0] == "pretrain" else cli(*args)
     assert rc == 2 and expect in one_line(err)

@@ -1,5 +1,6 @@
 """Every registered model: builds with defaults, runs forward/loss, one engine step changes its
 weights, and its weights round-trip through safetensors with identical outputs."""
+
 import pytest
 import torch
 
@@ -32,7 +33,8 @@ def test_model_smoke(name, tmp_path):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     model.train()
     Trainer(TrainerConfig(epochs=1, max_steps=1, batch_size=8, progress=False, tensorboard=False)).fit(
-        model, TensorBatches(batch, 8, shuffle=False))
+        model, TensorBatches(batch, 8, shuffle=False)
+    )
     after = model.state_dict()
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert changed, f"{name}: one training step changed no weights"

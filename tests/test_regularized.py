@@ -1,4 +1,5 @@
 """Sparse and denoising autoencoders: the penalty, the corruptions, and what training does."""
+
 import pytest
 import torch
 
@@ -116,24 +117,30 @@ def test_denoising_ae_is_more_robust_to_noise_than_plain_ae():
 
 
 # ---------------------------------------------------------------- bad input
-@pytest.mark.parametrize("name, key, value, expect", [
-    ("sae_mlp", "rho", 0.0, "model.rho must be in (0, 1)"),
-    ("sae_mlp", "rho", 1.0, "model.rho must be in (0, 1)"),
-    ("sae_mlp", "sparsity_weight", -1.0, "sparsity_weight must be >= 0"),
-    ("dae_mlp", "noise", 1.5, "model.noise must be in [0, 1]"),
-    ("dae_mlp", "noise", -0.1, "model.noise must be in [0, 1]"),
-])
+@pytest.mark.parametrize(
+    "name, key, value, expect",
+    [
+        ("sae_mlp", "rho", 0.0, "model.rho must be in (0, 1)"),
+        ("sae_mlp", "rho", 1.0, "model.rho must be in (0, 1)"),
+        ("sae_mlp", "sparsity_weight", -1.0, "sparsity_weight must be >= 0"),
+        ("dae_mlp", "noise", 1.5, "model.noise must be in [0, 1]"),
+        ("dae_mlp", "noise", -0.1, "model.noise must be in [0, 1]"),
+    ],
+)
 def test_bad_config_values(name, key, value, expect):
     with pytest.raises(ConfigError) as e:
         create_model(name, **{key: value})
     assert expect in str(e.value)
 
 
-@pytest.mark.parametrize("args, expect", [
-    (["train", "sae_mlp", "--model.rho=1.5"], "model.rho must be in (0, 1)"),
-    (["train", "dae_mlp", "--model.noise=2"], "model.noise must be in [0, 1]"),
-    (["train", "dae_mlp", "--model.corruption=blur"], "choose one of: gaussian, masking, salt_pepper"),
-])
+@pytest.mark.parametrize(
+    "args, expect",
+    [
+        (["train", "sae_mlp", "--model.rho=1.5"], "model.rho must be in (0, 1)"),
+        (["train", "dae_mlp", "--model.noise=2"], "model.noise must be in [0, 1]"),
+        (["train", "dae_mlp", "--model.corruption=blur"], "choose one of: gaussian, masking, salt_pepper"),
+    ],
+)
 def test_cli_bad_values_exit_2_one_line(cli, digits_args, args, expect):
     rc, _, err = cli(*args, *digits_args)
     lines = [l for l in err.strip().splitlines() if l.strip()]

@@ -1,4 +1,5 @@
 """The `regularized` study runs end to end on its smoke preset and reports verdicts from its numbers."""
+
 import json
 
 from reprlab.studies.base import run_study
@@ -8,7 +9,9 @@ def test_smoke_preset_writes_tables_figures_and_verdicts(tmp_path):
     res = run_study("regularized", "smoke", tmp_path, progress=False)
     out = json.loads((tmp_path / "regularized" / "results.json").read_text())
     assert out["verdict"] in ("supported", "not supported", "mixed")
-    assert len(out["findings"]) == 4 and all(f["verdict"] in ("supported", "not supported", "mixed") for f in out["findings"])
+    assert len(out["findings"]) == 4 and all(
+        f["verdict"] in ("supported", "not supported", "mixed") for f in out["findings"]
+    )
     titles = " ".join(t["title"] for t in out["tables"])
     for what in ("Gaussian noise", "sparsity", "Linear probe", "log-likelihood"):
         assert what in titles

@@ -1,5 +1,6 @@
 """The study framework end to end: a smoke study writes results.json; the report renders it,
 and headless Chromium loads the page with every table and image."""
+
 import functools
 import http.server
 import json
@@ -7,7 +8,6 @@ import re
 import shutil
 import subprocess
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -39,16 +39,19 @@ def test_results_json_has_claim_tables_figures_and_computed_verdict(report_dir):
     assert first == ("supported" if all(wins) else "not supported" if not any(wins) else "mixed")
 
 
-@pytest.mark.parametrize("verdicts, overall", [
-    (["supported", "supported"], "supported"),
-    (["not supported", "not supported"], "not supported"),
-    (["inconclusive", "not supported", "not supported"], "not supported"),  # nothing supported: not "mixed"
-    (["inconclusive", "supported"], "mixed"),
-    (["supported", "not supported"], "mixed"),
-    (["mixed", "not supported"], "mixed"),
-    (["inconclusive", "inconclusive"], "inconclusive"),
-    ([], "inconclusive"),
-])
+@pytest.mark.parametrize(
+    "verdicts, overall",
+    [
+        (["supported", "supported"], "supported"),
+        (["not supported", "not supported"], "not supported"),
+        (["inconclusive", "not supported", "not supported"], "not supported"),  # nothing supported: not "mixed"
+        (["inconclusive", "supported"], "mixed"),
+        (["supported", "not supported"], "mixed"),
+        (["mixed", "not supported"], "mixed"),
+        (["inconclusive", "inconclusive"], "inconclusive"),
+        ([], "inconclusive"),
+    ],
+)
 def test_study_verdict_follows_its_findings(verdicts, overall):
     from reprlab.studies.base import Finding, StudyResult
 
@@ -72,10 +75,24 @@ def test_report_loads_in_headless_chromium(report_dir):
         url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
         profile = report_dir / ".chromium-profile"
         out = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-             f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", url],
-            capture_output=True, text=True, timeout=120,
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=5000",
+                "--dump-dom",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     finally:
         server.shutdown()

@@ -1,5 +1,6 @@
 """Transfer learning: freeze policies change exactly what they should, weights load in torchvision format,
 and bad input to `reprlab transfer` exits 2 with one line."""
+
 import pytest
 import torch
 
@@ -38,15 +39,21 @@ def source(digits28):
 
 def test_frozen_leaves_backbone_and_batchnorm_statistics_bit_for_bit(source, digits28):
     m = target_model(source, 10, "frozen")
-    assert all(torch.equal(a, b) for a, b in zip(m.backbone.state_dict().values(), source.backbone.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(m.backbone.state_dict().values(), source.backbone.state_dict().values())
+    )
     before, head = _state(m.backbone), _state(m.head)
     m.train()
     bns = [b for b in m.backbone.modules() if isinstance(b, torch.nn.BatchNorm2d)]
     assert bns and not any(b.training for b in bns), "a frozen backbone's BatchNorm must stay in eval mode"
     _train(m, *digits28)
     after = m.backbone.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before), [k for k in before if not torch.equal(before[k], after[k])]
-    assert "layers.0.1.running_mean" in before and int(after["layers.0.1.num_batches_tracked"]) == int(before["layers.0.1.num_batches_tracked"])
+    assert all(torch.equal(before[k], after[k]) for k in before), [
+        k for k in before if not torch.equal(before[k], after[k])
+    ]
+    assert "layers.0.1.running_mean" in before and int(after["layers.0.1.num_batches_tracked"]) == int(
+        before["layers.0.1.num_batches_tracked"]
+    )
     assert not torch.equal(head["weight"], m.head.weight), "the head must train"
 
 
@@ -85,7 +92,9 @@ def test_resnet18_last_k_freezes_by_block():
     assert not m.backbone.bn1.training and not m.backbone.layer2[1].bn2.training and m.backbone.layer4[0].bn1.training
 
 
-@pytest.mark.parametrize("backbone, channels, features", [("small_cnn", 1, 32), ("resnet18", 1, 512), ("resnet18", 3, 512)])
+@pytest.mark.parametrize(
+    "backbone, channels, features", [("small_cnn", 1, 32), ("resnet18", 1, 512), ("resnet18", 3, 512)]
+)
 def test_head_and_feature_shapes(backbone, channels, features):
     m = create_model("classifier", backbone=backbone, width=8, input_shape=(channels, 28, 28))
     x = torch.rand(2, channels, 28, 28)
@@ -186,7 +195,9 @@ def test_wrong_image_size_is_an_error_not_a_silent_answer():
         m(torch.rand(2, 1, 8, 8))
 
 
-@pytest.mark.parametrize("backbone, channels, spatial", [("small_cnn", 1, 4 * (16 + 32)), ("resnet18", 3, 4 * (256 + 512))])
+@pytest.mark.parametrize(
+    "backbone, channels, spatial", [("small_cnn", 1, 4 * (16 + 32)), ("resnet18", 3, 4 * (256 + 512))]
+)
 def test_spatial_features_pool_the_last_two_blocks_to_2x2(backbone, channels, spatial):
     seed_everything(0)
     m = create_model("classifier", backbone=backbone, width=8, input_shape=(channels, 28, 28)).eval()
@@ -194,12 +205,16 @@ def test_spatial_features_pool_the_last_two_blocks_to_2x2(backbone, channels, sp
     with torch.no_grad():
         outs = m.backbone.forward_blocks(x)
         assert len(outs) == len(m.backbone.blocks())
-        assert torch.allclose(outs[-1].mean((2, 3)), m.forward_features(x), atol=1e-6)  # the pooled features are the last block's mean
+        assert torch.allclose(
+            outs[-1].mean((2, 3)), m.forward_features(x), atol=1e-6
+        )  # the pooled features are the last block's mean
     s = m.features(x, kind="spatial")
     assert s.shape == (3, spatial)
-    top_left = outs[-1][:, :, : outs[-1].shape[2] // 2, : outs[-1].shape[3] // 2].mean((2, 3))  # even size: an exact quadrant
+    top_left = outs[-1][:, :, : outs[-1].shape[2] // 2, : outs[-1].shape[3] // 2].mean(
+        (2, 3)
+    )  # even size: an exact quadrant
     if outs[-1].shape[2] % 2 == 0:
-        assert torch.allclose(s.view(3, -1)[:, 4 * outs[-2].shape[1]:].view(3, -1, 4)[:, :, 0], top_left, atol=1e-5)
+        assert torch.allclose(s.view(3, -1)[:, 4 * outs[-2].shape[1] :].view(3, -1, 4)[:, :, 0], top_left, atol=1e-5)
     with pytest.raises(ValueError, match="feature kind"):
         m.features(x, kind="gap")
     with pytest.raises(DataError, match="images are 1x8x8"):

@@ -1,4 +1,5 @@
 """Transformer and LSTM G2P models: attention equals torch's, masks hide what they must, decoding, overfitting."""
+
 import math
 
 import pytest
@@ -74,15 +75,22 @@ def test_sinusoidal_positions_values():
 @pytest.mark.parametrize("name", ["g2p_transformer", "g2p_lstm"])
 def test_decoder_cannot_see_the_future(name):
     torch.manual_seed(0)
-    m = create_model(name, **({"d_model": 32, "ff": 64, "enc_layers": 1, "dec_layers": 2} if name == "g2p_transformer" else {"emb": 16, "hidden": 32, "layers": 1})).eval()
+    m = create_model(
+        name,
+        **(
+            {"d_model": 32, "ff": 64, "enc_layers": 1, "dec_layers": 2}
+            if name == "g2p_transformer"
+            else {"emb": 16, "hidden": 32, "layers": 1}
+        ),
+    ).eval()
     batch = random_batch(4, torch.Generator().manual_seed(1))
     src, tgt = batch["src"], batch["tgt"].clone()
     t = tgt.shape[1]
     a = m(src, tgt)
-    tgt[:, t // 2:] = torch.randint(3, 42, (len(tgt), t - t // 2))  # change every later input
+    tgt[:, t // 2 :] = torch.randint(3, 42, (len(tgt), t - t // 2))  # change every later input
     b = m(src, tgt)
     assert torch.allclose(a[:, : t // 2], b[:, : t // 2], atol=1e-5)
-    assert (a[:, t // 2:] - b[:, t // 2:]).abs().max() > 1e-3  # later outputs do see their inputs
+    assert (a[:, t // 2 :] - b[:, t // 2 :]).abs().max() > 1e-3  # later outputs do see their inputs
 
 
 @pytest.mark.parametrize("name", ["g2p_transformer", "g2p_lstm"])
@@ -97,7 +105,12 @@ def test_source_padding_changes_nothing(name):
 
 def test_causal_mask_shape():
     m = causal_mask(4)
-    assert m.tolist() == [[False, True, True, True], [False, False, True, True], [False, False, False, True], [False] * 4]
+    assert m.tolist() == [
+        [False, True, True, True],
+        [False, False, True, True],
+        [False, False, False, True],
+        [False] * 4,
+    ]
 
 
 @pytest.mark.parametrize("name", ["g2p_transformer", "g2p_lstm"])
@@ -122,18 +135,59 @@ def test_post_norm_and_explicit_attention_options():
     assert not torch.allclose(pre(b["src"], b["tgt"]), post(b["src"], b["tgt"]), atol=1e-3)
 
 
-WORDS = ["cat", "dog", "ship", "chip", "thin", "phone", "knee", "wrist", "light", "night", "queen", "box",
-         "jump", "zoo", "shoe", "moon", "rain", "fish", "wish", "king"]
-PRONS = [("K", "AE", "T"), ("D", "AO", "G"), ("SH", "IH", "P"), ("CH", "IH", "P"), ("TH", "IH", "N"), ("F", "OW", "N"),
-         ("N", "IY"), ("R", "IH", "S", "T"), ("L", "AY", "T"), ("N", "AY", "T"), ("K", "W", "IY", "N"), ("B", "AA", "K", "S"),
-         ("JH", "AH", "M", "P"), ("Z", "UW"), ("SH", "UW"), ("M", "UW", "N"), ("R", "EY", "N"), ("F", "IH", "SH"),
-         ("W", "IH", "SH"), ("K", "IH", "NG")]
+WORDS = [
+    "cat",
+    "dog",
+    "ship",
+    "chip",
+    "thin",
+    "phone",
+    "knee",
+    "wrist",
+    "light",
+    "night",
+    "queen",
+    "box",
+    "jump",
+    "zoo",
+    "shoe",
+    "moon",
+    "rain",
+    "fish",
+    "wish",
+    "king",
+]
+PRONS = [
+    ("K", "AE", "T"),
+    ("D", "AO", "G"),
+    ("SH", "IH", "P"),
+    ("CH", "IH", "P"),
+    ("TH", "IH", "N"),
+    ("F", "OW", "N"),
+    ("N", "IY"),
+    ("R", "IH", "S", "T"),
+    ("L", "AY", "T"),
+    ("N", "AY", "T"),
+    ("K", "W", "IY", "N"),
+    ("B", "AA", "K", "S"),
+    ("JH", "AH", "M", "P"),
+    ("Z", "UW"),
+    ("SH", "UW"),
+    ("M", "UW", "N"),
+    ("R", "EY", "N"),
+    ("F", "IH", "SH"),
+    ("W", "IH", "SH"),
+    ("K", "IH", "NG"),
+]
 
 
-@pytest.mark.parametrize("name,cfg", [
-    ("g2p_transformer", dict(d_model=64, ff=128, enc_layers=1, dec_layers=1, dropout=0.0, label_smoothing=0.0)),
-    ("g2p_lstm", dict(emb=32, hidden=64, layers=1, dropout=0.0, label_smoothing=0.0)),
-])
+@pytest.mark.parametrize(
+    "name,cfg",
+    [
+        ("g2p_transformer", dict(d_model=64, ff=128, enc_layers=1, dec_layers=1, dropout=0.0, label_smoothing=0.0)),
+        ("g2p_lstm", dict(emb=32, hidden=64, layers=1, dropout=0.0, label_smoothing=0.0)),
+    ],
+)
 def test_overfits_a_tiny_set(name, cfg):
     """Twenty words learned to zero WER: the loss, masks and decoding fit together."""
     from reprlab.metrics.edit import wer_per
@@ -167,9 +221,14 @@ def test_greedy_stops_at_eos_and_respects_the_length_limit():
     assert m.greedy(src).shape[1] == 1 and m.predict(["abc"]) == [()]
 
 
-@pytest.mark.parametrize("name,cfg", [("g2p_transformer", {"d_model": 32, "ff": 64, "enc_layers": 1, "dec_layers": 2}),
-                                      ("g2p_transformer", {"d_model": 32, "ff": 64, "enc_layers": 1, "dec_layers": 1, "norm": "post", "sdpa": False}),
-                                      ("g2p_lstm", {"emb": 16, "hidden": 32, "layers": 2})])
+@pytest.mark.parametrize(
+    "name,cfg",
+    [
+        ("g2p_transformer", {"d_model": 32, "ff": 64, "enc_layers": 1, "dec_layers": 2}),
+        ("g2p_transformer", {"d_model": 32, "ff": 64, "enc_layers": 1, "dec_layers": 1, "norm": "post", "sdpa": False}),
+        ("g2p_lstm", {"emb": 16, "hidden": 32, "layers": 2}),
+    ],
+)
 def test_incremental_decoding_equals_recomputing_the_prefix(name, cfg):
     from reprlab.models.g2p_base import G2PModel
 
@@ -199,7 +258,9 @@ def test_each_dropout_site_acts_alone_and_all_off_is_deterministic(site):
     torch.manual_seed(0)
     on = create_model("g2p_transformer", **dict(base, **{site: 0.5})).train()
     assert not torch.allclose(on(b["src"], b["tgt"]), on(b["src"], b["tgt"]))
-    assert torch.equal(on.eval()(b["src"], b["tgt"]), off.eval()(b["src"], b["tgt"]))  # same weights, dropout off in eval
+    assert torch.equal(
+        on.eval()(b["src"], b["tgt"]), off.eval()(b["src"], b["tgt"])
+    )  # same weights, dropout off in eval
 
 
 @pytest.mark.parametrize("site", ["attn_dropout", "ff_dropout"])

@@ -1,9 +1,16 @@
 """G2P data split, WER/PER by hand, and the CLI (train, g2p, bad input)."""
+
 import pytest
 import torch
 
 from reprlab.data.g2p import (
-    EOS, PHONEMES, G2PBatches, check_word, decode_phones, encode_prons, standard_split,
+    EOS,
+    PHONEMES,
+    G2PBatches,
+    check_word,
+    decode_phones,
+    encode_prons,
+    standard_split,
 )
 from reprlab.data.g2p import test_entries as reference_entries
 from reprlab.errors import DataError
@@ -65,7 +72,9 @@ def test_wer_per_picks_the_closest_reference():
     assert s == {"wer": 1.0, "per": pytest.approx(1 / 3)}
 
 
-@pytest.mark.parametrize("word,msg", [("", "empty word"), ("r2d2", "'2'"), ("héllo", "'é'"), ("a b", "' '"), ("x" * 40, "at most")])
+@pytest.mark.parametrize(
+    "word,msg", [("", "empty word"), ("r2d2", "'2'"), ("héllo", "'é'"), ("a b", "' '"), ("x" * 40, "at most")]
+)
 def test_check_word_rejects_bad_words(word, msg):
     with pytest.raises(DataError, match=msg):
         check_word(word)
@@ -77,9 +86,29 @@ def g2p_run(tmp_path_factory):
     from reprlab.cli import main
 
     out = tmp_path_factory.mktemp("g2p") / "run"
-    rc = main(["train", "g2p_transformer", "--data", "cmudict", "--limit", "300", "--epochs", "1", "--batch-size", "64",
-               "--no-progress", "--trainer.tensorboard=false", "--trainer.max_steps=2", "--model.d_model=32",
-               "--model.ff=64", "--model.enc_layers=1", "--model.dec_layers=1", "--out", str(out)])
+    rc = main(
+        [
+            "train",
+            "g2p_transformer",
+            "--data",
+            "cmudict",
+            "--limit",
+            "300",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "64",
+            "--no-progress",
+            "--trainer.tensorboard=false",
+            "--trainer.max_steps=2",
+            "--model.d_model=32",
+            "--model.ff=64",
+            "--model.enc_layers=1",
+            "--model.dec_layers=1",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     return out
 
@@ -99,14 +128,17 @@ def test_cli_g2p_prints_pronunciations_and_flags_bad_words(cli, g2p_run, tmp_pat
     assert cli("g2p", g2p_run, "--file", f, "--ensemble", g2p_run, g2p_run) == (rc, out, err)  # copies decode as one
 
 
-@pytest.mark.parametrize("args,msg", [
-    (["g2p", "/no/such/run", "hello"], "/no/such/run"),
-    (["g2p", "RUN"], "give words"),
-    (["g2p", "RUN", "--file", "/no/such/words.txt"], "does not exist"),
-    (["g2p", "RUN", "hi", "--beam", "0"], "must be > 0"),
-    (["eval", "RUN", "--beam", "0"], "--beam must be >= 1"),
-    (["train", "g2p_lstm", "--data", "digits", "--no-progress"], "cmudict"),
-])
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["g2p", "/no/such/run", "hello"], "/no/such/run"),
+        (["g2p", "RUN"], "give words"),
+        (["g2p", "RUN", "--file", "/no/such/words.txt"], "does not exist"),
+        (["g2p", "RUN", "hi", "--beam", "0"], "must be > 0"),
+        (["eval", "RUN", "--beam", "0"], "--beam must be >= 1"),
+        (["train", "g2p_lstm", "--data", "digits", "--no-progress"], "cmudict"),
+    ],
+)
 def test_cli_bad_input_exits_2_with_one_line(cli, g2p_run, args, msg):
     args = [str(g2p_run) if a == "RUN" else a for a in args]
     rc, out, err = cli(*args)
@@ -121,10 +153,14 @@ def test_transformer_study_smoke(tmp_path):
     threads = torch.get_num_threads()
     res = run_study("transformer", "smoke", tmp_path, seeds=(0,), progress=False)
     assert torch.get_num_threads() == threads
-    assert (tmp_path / "transformer" / "results.json").is_file() and (tmp_path / "transformer" / "attention.png").is_file()
+    assert (tmp_path / "transformer" / "results.json").is_file() and (
+        tmp_path / "transformer" / "attention.png"
+    ).is_file()
     params = res.data["params"]
     assert abs(params["Transformer"] - params["LSTM+attention"]) / params["Transformer"] < 0.05  # matched sizes
-    assert len(res.findings) == 3 and all(f.verdict in ("supported", "not supported", "inconclusive") for f in res.findings)
+    assert len(res.findings) == 3 and all(
+        f.verdict in ("supported", "not supported", "inconclusive") for f in res.findings
+    )
     for runs in res.data["runs"].values():
         assert all(0 <= r["wer"] <= 1 and r["tokens_per_s"] > 0 for r in runs)
 
@@ -135,7 +171,9 @@ def test_shipped_test_list_is_the_documented_file():
 
     root = resources.files("reprlab.data").joinpath("cmudict")
     data = root.joinpath("cmudict-0.7b.test").read_bytes()
-    assert hashlib.sha256(data).hexdigest() == "ece787fd3d88c7b130d43e7c2307ac11e6dfb4c052d661c37808ec7ed1df8574"  # PROVENANCE.md
+    assert (
+        hashlib.sha256(data).hexdigest() == "ece787fd3d88c7b130d43e7c2307ac11e6dfb4c052d661c37808ec7ed1df8574"
+    )  # PROVENANCE.md
     assert "BSD" in root.joinpath("ThirdPartyNotice.md").read_text()
 
 
@@ -166,8 +204,22 @@ def test_cli_eval_ensemble_writes_its_own_file(cli, g2p_run, tmp_path):
 
 def test_cli_eval_ensemble_refuses_a_run_that_is_not_g2p(cli, g2p_run, tmp_path):
     ae = tmp_path / "ae"
-    assert cli("train", "ae_mlp", "--data", "digits", "--epochs", "1", "--no-progress", "--trainer.max_steps=1",
-               "--trainer.tensorboard=false", "--out", ae)[0] == 0
+    assert (
+        cli(
+            "train",
+            "ae_mlp",
+            "--data",
+            "digits",
+            "--epochs",
+            "1",
+            "--no-progress",
+            "--trainer.max_steps=1",
+            "--trainer.tensorboard=false",
+            "--out",
+            ae,
+        )[0]
+        == 0
+    )
     for other, msg in [(ae, "needs G2P runs"), (tmp_path / "missing", "missing")]:
         rc, out, err = cli("eval", g2p_run, "--ensemble", other)
         assert rc == 2 and len(err.strip().splitlines()) == 1 and msg in err, err

@@ -1,4 +1,5 @@
 """VAEs: the closed-form KL, the IWAE bound, binarization, warm-up, sampling, and the CLI."""
+
 import json
 import math
 
@@ -32,7 +33,8 @@ def trained_vae(digits):
     seed_everything(0)
     m = create_model("vae_mlp", input_shape=(1, 8, 8), latent_dim=4, hidden=(64,), binarize=True)
     Trainer(TrainerConfig(epochs=15, batch_size=64, lr=3e-3, progress=False, tensorboard=False)).fit(
-        m, TensorBatches({"x": digits.train[0]}, 64))
+        m, TensorBatches({"x": digits.train[0]}, 64)
+    )
     return m.eval()
 
 
@@ -84,7 +86,8 @@ def test_training_lowers_test_nll(digits, hidden, gated):
     x = digits.test[0][:200]
     before = iwae_nll(m, x, 10)
     Trainer(TrainerConfig(epochs=5, batch_size=64, lr=3e-3, progress=False, tensorboard=False)).fit(
-        m, TensorBatches({"x": digits.train[0]}, 64))
+        m, TensorBatches({"x": digits.train[0]}, 64)
+    )
     after = iwae_nll(m, x, 10)
     assert m.sample(3).shape == (3, 1, 8, 8)
     # 64 pixels at chance cost 64 log 2 = 44 nats; a trained model does far better
@@ -140,7 +143,9 @@ def test_binarize_needs_bernoulli():
 
 
 # ---------------------------------------------------------------- generation
-@pytest.mark.parametrize("name, shape", [("vae_mlp", (1, 28, 28)), ("vae_conv", (1, 28, 28)), ("vae_conv", (3, 10, 12))])
+@pytest.mark.parametrize(
+    "name, shape", [("vae_mlp", (1, 28, 28)), ("vae_conv", (1, 28, 28)), ("vae_conv", (3, 10, 12))]
+)
 def test_sample_shapes_and_range(name, shape):
     m = create_model(name, input_shape=shape, latent_dim=3)
     s = m.sample(6, torch.Generator().manual_seed(0))
@@ -165,7 +170,9 @@ def test_gaussian_likelihood_trains(digits):
     m = create_model("vae_conv", input_shape=(1, 8, 8), latent_dim=4, channels=(8, 16), likelihood="gaussian")
     x = digits.train[0]
     before = float(m.loss({"x": x})["neg_elbo"])
-    Trainer(TrainerConfig(epochs=5, batch_size=64, lr=3e-3, progress=False, tensorboard=False)).fit(m, TensorBatches({"x": x}, 64))
+    Trainer(TrainerConfig(epochs=5, batch_size=64, lr=3e-3, progress=False, tensorboard=False)).fit(
+        m, TensorBatches({"x": x}, 64)
+    )
     m.eval()
     assert float(m.loss({"x": x})["neg_elbo"]) < before - 20
 
@@ -176,8 +183,23 @@ def vae_run(tmp_path_factory):
     from reprlab.cli import main
 
     run = tmp_path_factory.mktemp("runs") / "vae"
-    rc = main(["train", "vae_mlp", "--data", "digits", "--epochs", "2", "--no-progress", "--trainer.tensorboard=false",
-               "--model.latent_dim=3", "--model.hidden=32", "--model.binarize=true", "--out", str(run)])
+    rc = main(
+        [
+            "train",
+            "vae_mlp",
+            "--data",
+            "digits",
+            "--epochs",
+            "2",
+            "--no-progress",
+            "--trainer.tensorboard=false",
+            "--model.latent_dim=3",
+            "--model.hidden=32",
+            "--model.binarize=true",
+            "--out",
+            str(run),
+        ]
+    )
     assert rc == 0
     return run
 
@@ -200,7 +222,9 @@ def test_cli_eval_reports_iwae_nll(cli, vae_run):
 
 def test_cli_eval_nll_on_a_model_without_likelihood(cli, digits_args, tmp_path):
     run = tmp_path / "sae"
-    rc, _, err = cli("train", "sae_mlp", *digits_args, "--epochs", "1", "--model.code_dim=4", "--model.hidden=16", "--out", run)
+    rc, _, err = cli(
+        "train", "sae_mlp", *digits_args, "--epochs", "1", "--model.code_dim=4", "--model.hidden=16", "--out", run
+    )
     assert rc == 0, err
     rc, _, err = cli("eval", run, "--nll-samples", "10")
     assert rc == 2 and "has no likelihood" in one_line(err)

@@ -1,4 +1,5 @@
 """reprlab: representation learning and generative models with one API, one engine and one CLI."""
+
 __version__ = "0.1.0"
 
 from .errors import ReprlabError  # noqa: E402

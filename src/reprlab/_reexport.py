@@ -1,4 +1,5 @@
 """Re-export helper for packages whose modules each add public names."""
+
 from __future__ import annotations
 
 import importlib

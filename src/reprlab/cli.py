@@ -2,6 +2,7 @@
 
 Bad input (a ReprlabError, or a usage error) prints one line on stderr and exits with code 2.
 """
+
 from __future__ import annotations
 
 import argparse

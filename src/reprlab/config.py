@@ -5,12 +5,12 @@ as ``--section.key=value``; :func:`build` checks every key against the dataclass
 every value against the field's type, and lists what is valid when something is wrong.
 Range checks live in each dataclass's ``__post_init__`` and raise :class:`ConfigError`.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import types
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional, Union, get_args, get_origin, get_type_hints
 
@@ -117,8 +117,7 @@ def build(cls: type, values: dict[str, Any] | None = None, where: str = "") -> A
     if unknown:
         prefix = f"{where}." if where else ""
         raise ConfigError(
-            f"unknown config key {prefix}{unknown[0]}; valid keys: "
-            + ", ".join(prefix + k for k in fields)
+            f"unknown config key {prefix}{unknown[0]}; valid keys: " + ", ".join(prefix + k for k in fields)
         )
     kwargs = {}
     for name, value in values.items():
@@ -143,12 +142,14 @@ def build(cls: type, values: dict[str, Any] | None = None, where: str = "") -> A
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     """A JSON-friendly dict of a (nested) config dataclass; tuples become lists."""
+
     def conv(v: Any) -> Any:
         if dataclasses.is_dataclass(v):
             return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
         if isinstance(v, (tuple, list)):
             return [conv(x) for x in v]
         return v
+
     return conv(cfg)
 
 
@@ -205,7 +206,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
-        raise ConfigError(f"config file {p} is not valid YAML" + (f" (line {line + 1})" if line is not None else "")) from None
+        raise ConfigError(
+            f"config file {p} is not valid YAML" + (f" (line {line + 1})" if line is not None else "")
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -239,7 +242,9 @@ class TrainerConfig:
     progress: bool = True
     tensorboard: bool = True
     threads: int = 0  # torch intra-op threads per process; 0 = leave torch's default
-    lr_schedule: Literal["constant", "cosine"] = "constant"  # after warm-up: keep lr, or cosine-decay it to 0 at the end of the last epoch
+    lr_schedule: Literal["constant", "cosine"] = (
+        "constant"  # after warm-up: keep lr, or cosine-decay it to 0 at the end of the last epoch
+    )
     warmup_steps: int = 0  # linear learning-rate warm-up from lr/warmup_steps to lr
 
     def __post_init__(self) -> None:
@@ -253,7 +258,10 @@ class TrainerConfig:
         _check(self.checkpoint_every >= 0, "trainer.checkpoint_every must be >= 0")
         _check(self.max_steps >= 0, "trainer.max_steps must be >= 0")
         _check(self.threads >= 0, "trainer.threads must be >= 0")
-        _check(self.lr_schedule in ("constant", "cosine"), f"trainer.lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
+        _check(
+            self.lr_schedule in ("constant", "cosine"),
+            f"trainer.lr_schedule must be constant or cosine, got {self.lr_schedule!r}",
+        )
         _check(self.warmup_steps >= 0, f"trainer.warmup_steps must be >= 0, got {self.warmup_steps}")
 
 

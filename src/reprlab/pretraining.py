@@ -7,6 +7,7 @@ below it, computed once with those layers frozen. A stack saved to a folder hold
 inside it at its last checkpoint. :func:`classifier_from_stack` then builds the deep
 classifier that fine-tuning starts from.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,7 +68,11 @@ class StackSpec:
         h = self.layers[l]
         if self.layer_type == "rbm":
             return "rbm", {"input_shape": (input_dim,), "hidden": h, "k": self.k, "persistent": self.persistent}
-        return "dense_ae_layer", {"input_shape": (input_dim,), "hidden": h, "corruption": self.corruption if self.layer_type == "dae" else 0.0}
+        return "dense_ae_layer", {
+            "input_shape": (input_dim,),
+            "hidden": h,
+            "corruption": self.corruption if self.layer_type == "dae" else 0.0,
+        }
 
 
 @torch.no_grad()
@@ -112,7 +117,9 @@ class Stack:
 def _read_stack_json(out: Path) -> dict[str, Any]:
     p = Path(out) / STACK_FILE
     if not p.is_file():
-        raise CheckpointError(f"{out} is not a pre-trained stack: {STACK_FILE} is missing (make one with 'reprlab pretrain')")
+        raise CheckpointError(
+            f"{out} is not a pre-trained stack: {STACK_FILE} is missing (make one with 'reprlab pretrain')"
+        )
     try:
         meta = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -142,8 +149,15 @@ def pretrain_stack(
     called after each layer (tests use it).
     """
     out = Path(out) if out is not None else None
-    meta: dict[str, Any] = {"kind": "reprlab-stack", "status": "pretraining", **to_dict(spec), "trainer": to_dict(trainer),
-                            "input_shape": list(x.shape[1:]), "scores": [], **(extra_meta or {})}
+    meta: dict[str, Any] = {
+        "kind": "reprlab-stack",
+        "status": "pretraining",
+        **to_dict(spec),
+        "trainer": to_dict(trainer),
+        "input_shape": list(x.shape[1:]),
+        "scores": [],
+        **(extra_meta or {}),
+    }
     if out is not None:
         if resume:
             old = _read_stack_json(out)
@@ -170,8 +184,14 @@ def pretrain_stack(
             layer = create_model(name, **cfg)
             cont = layer_dir is not None and resume and (layer_dir / ck.STATE).is_file()
             run_config = {"model": name, "model_config": to_dict(layer.config), "trainer": to_dict(trainer)}
-            t = Trainer(replace(trainer, seed=trainer.seed * 1000 + l), layer_dir, run_config, resume=cont,
-                        overwrite=True, description=f"layer {l + 1}/{len(spec.layers)} ({spec.layer_type} {spec.layers[l]})")
+            t = Trainer(
+                replace(trainer, seed=trainer.seed * 1000 + l),
+                layer_dir,
+                run_config,
+                resume=cont,
+                overwrite=True,
+                description=f"layer {l + 1}/{len(spec.layers)} ({spec.layer_type} {spec.layers[l]})",
+            )
             t.fit(layer, TensorBatches({"x": h}, trainer.batch_size, seed=trainer.seed * 1000 + l))
             layer.eval()
             score = {"layer": l + 1, "type": spec.layer_type, "size": spec.layers[l]}
@@ -205,8 +225,16 @@ def load_stack(out: str | Path) -> tuple[Stack, dict[str, Any]]:
         raise CheckpointError(f"stack directory {out} does not exist")
     meta = _read_stack_json(out)
     if meta.get("status") != "finished":
-        raise CheckpointError(f"{out} is not a finished stack (pre-training stopped early); continue it with 'reprlab pretrain --resume {out}'")
-    spec = StackSpec(tuple(meta["layers"]), meta["layer_type"], meta.get("corruption", 0.25), meta.get("k", 1), meta.get("persistent", False))
+        raise CheckpointError(
+            f"{out} is not a finished stack (pre-training stopped early); continue it with 'reprlab pretrain --resume {out}'"
+        )
+    spec = StackSpec(
+        tuple(meta["layers"]),
+        meta["layer_type"],
+        meta.get("corruption", 0.25),
+        meta.get("k", 1),
+        meta.get("persistent", False),
+    )
     layers = []
     for l in range(len(spec.layers)):
         d = out / f"layer{l + 1}"
@@ -228,7 +256,9 @@ def label_subset(y: Tensor, n: int, num_classes: int, seed: int) -> Tensor:
     if n > len(y):
         raise ConfigError(f"--labels {n} is larger than the {len(y)} labelled training examples; use at most {len(y)}")
     if n < num_classes:
-        raise ConfigError(f"--labels {n} is smaller than the number of classes ({num_classes}); use at least {num_classes}")
+        raise ConfigError(
+            f"--labels {n} is smaller than the number of classes ({num_classes}); use at least {num_classes}"
+        )
     if n == len(y):
         return torch.arange(len(y))
     from sklearn.model_selection import train_test_split

@@ -1,4 +1,5 @@
 """The model registry: ``@register_model`` / ``create_model`` / ``list_models``."""
+
 from __future__ import annotations
 
 import importlib

@@ -3,6 +3,7 @@
 A model's registry entry names its task ("images" for most). Families with other data
 (grapheme-to-phoneme, domain pairs) register their own task with :func:`register_task`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -52,7 +53,9 @@ def image_task(data: DataConfig, trainer: TrainerConfig) -> TaskData:
     val = TensorBatches({"x": d.val[0], "y": d.val[1]}, 1024, shuffle=False) if len(d.val[0]) else None
     test = TensorBatches({"x": d.test[0], "y": d.test[1]}, 1024, shuffle=False)
     return TaskData(
-        train, val, test,
+        train,
+        val,
+        test,
         {"input_shape": d.input_shape, "num_classes": d.num_classes},
         f"{d.name}: {len(d.train[0])} train / {len(d.val[0])} val / {len(d.test[0])} test from {d.source}",
     )

@@ -1,4 +1,5 @@
 """Helpers shared by CLI subcommands."""
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,9 @@ def add_data_flags(p: argparse.ArgumentParser, default: str | None = "fashion-mn
     g.add_argument("--limit", type=int, help="use only the first N training examples")
 
 
-def resolve_config(args: argparse.Namespace, extra: list[str], saved: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+def resolve_config(
+    args: argparse.Namespace, extra: list[str], saved: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
     """Merge, lowest first: a saved run's config, --config YAML, shortcut flags, dotted overrides."""
     tree: dict[str, Any] = {}
     if saved:
@@ -101,4 +104,13 @@ def g2p_ensemble(first: Any, first_run: str, other_runs: list[str]) -> Any:
     return G2PEnsemble([m for _, m in members])
 
 
-__all__ = ["add_trainer_flags", "add_data_flags", "resolve_config", "build_trainer_and_data", "refuse_existing_output", "positive_int", "to_dict", "g2p_ensemble"]
+__all__ = [
+    "add_trainer_flags",
+    "add_data_flags",
+    "resolve_config",
+    "build_trainer_and_data",
+    "refuse_existing_output",
+    "positive_int",
+    "to_dict",
+    "g2p_ensemble",
+]

@@ -1,4 +1,5 @@
 """reprlab adapt --source S --target T --method M: train a classifier on S that must work on T."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,14 @@ def register(sub) -> None:
         ),
         epilog="example: reprlab adapt --source fashion-mnist --target fashion-m --method dann --epochs 10 --out runs/dann",
     )
-    p.add_argument("--source", default="fashion-mnist", help="labelled source dataset (default fashion-mnist; also: moons)")
-    p.add_argument("--target", default=None, help="unlabelled target dataset (default: fashion-m for fashion-mnist, moons-rotated for moons)")
+    p.add_argument(
+        "--source", default="fashion-mnist", help="labelled source dataset (default fashion-mnist; also: moons)"
+    )
+    p.add_argument(
+        "--target",
+        default=None,
+        help="unlabelled target dataset (default: fashion-m for fashion-mnist, moons-rotated for moons)",
+    )
     p.add_argument("--method", default="dann", help=f"one of: {', '.join(METHODS)} (default dann)")
     p.add_argument("--weight", type=float, help="weight of the adaptation loss (--model.weight)")
     p.add_argument("--threshold", type=float, help="pseudo-label confidence threshold in (0, 1) (--model.threshold)")
@@ -53,8 +60,11 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     name = model_name(args.method)
     target = args.target or DEFAULT_TARGET.get(args.source)
     if target is None:
-        raise ConfigError(f"name a --target for source {args.source!r} (known pairs: "
-                          + ", ".join(f"{s} -> {t}" for s, t in DEFAULT_TARGET.items()) + ")")
+        raise ConfigError(
+            f"name a --target for source {args.source!r} (known pairs: "
+            + ", ".join(f"{s} -> {t}" for s, t in DEFAULT_TARGET.items())
+            + ")"
+        )
     if args.threshold is not None and args.method != "pseudo-label":
         raise ConfigError(f"--threshold applies to --method pseudo-label, not {args.method}")
     if args.weight is not None and args.method in ("source-only", "target-oracle"):
@@ -74,8 +84,16 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     target_acc = evaluate_model(model, task.test)["acc"]
     source_acc = evaluate_model(model, task.source_test)["acc"]
     result = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-    result.update({"target/test_acc": target_acc, "source/test_acc": source_acc, "method": args.method,
-                   "source": args.source, "target": target, "wall_seconds": time.perf_counter() - t0})
+    result.update(
+        {
+            "target/test_acc": target_acc,
+            "source/test_acc": source_acc,
+            "method": args.method,
+            "source": args.source,
+            "target": target,
+            "wall_seconds": time.perf_counter() - t0,
+        }
+    )
     by_photo = {}
     if target == "fashion-m":
         x_te, y_te = task.pair[1].test
@@ -86,13 +104,21 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
 
     atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
     print(f"run: {out}")
-    print(f"{args.method}: target test accuracy {target_acc:.4f}, source test accuracy {source_acc:.4f} "
-          f"({args.source} -> {target}, {result['wall_seconds']:.0f}s)")
+    print(
+        f"{args.method}: target test accuracy {target_acc:.4f}, source test accuracy {source_acc:.4f} "
+        f"({args.source} -> {target}, {result['wall_seconds']:.0f}s)"
+    )
     if by_photo:
         print("target test accuracy by photo: " + ", ".join(f"{p} {a:.4f}" for p, a in by_photo.items()))
     if "val/acc" in result:
-        print(f"target validation accuracy {result['val/acc']:.4f} (held-out images blended from the training photos)"
-              if target == "fashion-m" else f"target validation accuracy {result['val/acc']:.4f}")
+        print(
+            f"target validation accuracy {result['val/acc']:.4f} (held-out images blended from the training photos)"
+            if target == "fashion-m"
+            else f"target validation accuracy {result['val/acc']:.4f}"
+        )
     if args.method == "target-oracle":
-        print("note: target-oracle trained on the target labels; it is the ceiling, not an adaptation result", file=sys.stderr)
+        print(
+            "note: target-oracle trained on the target labels; it is the ceiling, not an adaptation result",
+            file=sys.stderr,
+        )
     return 0

@@ -1,4 +1,5 @@
 """reprlab datasets: where each dataset was found, its sizes, or how to get it."""
+
 from __future__ import annotations
 
 

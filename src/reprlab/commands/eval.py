@@ -1,4 +1,5 @@
 """reprlab eval RUN: test-set metrics of a trained run (and a reconstructions figure for autoencoders)."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,17 +10,32 @@ from ._common import g2p_ensemble
 
 
 def register(sub) -> None:
-    p = sub.add_parser("eval", help="evaluate a run on its dataset's test split",
-                       description="Evaluate a trained run on the test split of the dataset it was trained on.")
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a run on its dataset's test split",
+        description="Evaluate a trained run on the test split of the dataset it was trained on.",
+    )
     p.add_argument("run", help="run directory")
     p.add_argument("--data-dir", help="folder with the dataset files, if not where training found them")
-    p.add_argument("--nll-samples", type=int, default=0, help="importance samples for the IWAE test NLL (VAEs), e.g. 5000")
-    p.add_argument("--beam", type=int, default=1,
-                   help="beam width for G2P decoding (default 1: greedy); results go to RUN/eval-beamN.json")
-    p.add_argument("--ensemble", nargs="+", metavar="RUN2",
-                   help="G2P: decode with RUN and these runs together, averaging their next-phoneme log-probabilities; "
-                        "results go to RUN/eval-ensembleN[-beamK].json")
-    p.add_argument("--figure", help="write a reconstructions figure here (autoencoders; default RUN/reconstructions.png)")
+    p.add_argument(
+        "--nll-samples", type=int, default=0, help="importance samples for the IWAE test NLL (VAEs), e.g. 5000"
+    )
+    p.add_argument(
+        "--beam",
+        type=int,
+        default=1,
+        help="beam width for G2P decoding (default 1: greedy); results go to RUN/eval-beamN.json",
+    )
+    p.add_argument(
+        "--ensemble",
+        nargs="+",
+        metavar="RUN2",
+        help="G2P: decode with RUN and these runs together, averaging their next-phoneme log-probabilities; "
+        "results go to RUN/eval-ensembleN[-beamK].json",
+    )
+    p.add_argument(
+        "--figure", help="write a reconstructions figure here (autoencoders; default RUN/reconstructions.png)"
+    )
     p.set_defaults(func=run)
 
 
@@ -75,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
         reconstruction_grid(x, model.reconstruct(x).detach(), fig)
         metrics["figure"] = str(fig)
     # a beam or ensemble evaluation gets its own file and keeps the plain greedy results
-    suffix = (f"-ensemble{len(args.ensemble) + 1}" if args.ensemble else "") + (f"-beam{args.beam}" if args.beam > 1 else "")
+    suffix = (f"-ensemble{len(args.ensemble) + 1}" if args.ensemble else "") + (
+        f"-beam{args.beam}" if args.beam > 1 else ""
+    )
     name = f"eval{suffix}.json"
     atomic_write_text(Path(args.run) / name, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     print(json.dumps(metrics, indent=2, sort_keys=True))

@@ -1,4 +1,5 @@
 """reprlab fd RUN: score a generative run's samples by FD-classifier, KID and class coverage."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,10 +9,13 @@ from ._common import positive_int
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "fd", help="score a generative run's samples: FD-classifier, KID, class coverage (and Inception FID)",
-        description=("Samples N images from a GAN or VAE run and compares them with the Fashion-MNIST test set in the "
-                     "features of reprlab's cached Fashion-MNIST classifier (FD-classifier, not FID), by KID in the same "
-                     "features, and by class coverage. --floor also scores real training images, the best reachable value."),
+        "fd",
+        help="score a generative run's samples: FD-classifier, KID, class coverage (and Inception FID)",
+        description=(
+            "Samples N images from a GAN or VAE run and compares them with the Fashion-MNIST test set in the "
+            "features of reprlab's cached Fashion-MNIST classifier (FD-classifier, not FID), by KID in the same "
+            "features, and by class coverage. --floor also scores real training images, the best reachable value."
+        ),
         epilog="example: reprlab fd runs/dcgan -n 10000 --floor",
     )
     p.add_argument("run", help="run directory of a generative model trained on 28x28 Fashion-MNIST")
@@ -20,8 +24,11 @@ def register(sub) -> None:
     p.add_argument("--data-dir", help="folder with the Fashion-MNIST files")
     p.add_argument("--floor", action="store_true", help="also score N real training images against the test set")
     p.add_argument("--kid-subsets", type=positive_int, default=100, help="random subsets for KID (default 100)")
-    p.add_argument("--inception-weights", metavar="PATH",
-                   help="also compute real Inception FID from this local weights file (needs the torch-fidelity package)")
+    p.add_argument(
+        "--inception-weights",
+        metavar="PATH",
+        help="also compute real Inception FID from this local weights file (needs the torch-fidelity package)",
+    )
     p.set_defaults(func=run)
 
 
@@ -40,11 +47,15 @@ def run(args: argparse.Namespace) -> int:
         check_weights_file(args.inception_weights, "Inception weights")  # fail before any expensive work
     model = load_run(args.run)
     if not getattr(model, "can_sample", False):
-        raise ConfigError(f"model {getattr(model, 'registry_name', '?')!r} cannot sample; fd scores generative models (VAE, GAN)")
+        raise ConfigError(
+            f"model {getattr(model, 'registry_name', '?')!r} cannot sample; fd scores generative models (VAE, GAN)"
+        )
     x_te, _ = load_fashion_mnist("test", args.data_dir)
     shape = tuple(getattr(model.config, "input_shape", ()))
     if shape != tuple(x_te.shape[1:]):
-        raise ConfigError(f"{args.run} makes images of shape {shape}; FD-classifier needs 28x28 Fashion-MNIST images {tuple(x_te.shape[1:])}")
+        raise ConfigError(
+            f"{args.run} makes images of shape {shape}; FD-classifier needs 28x28 Fashion-MNIST images {tuple(x_te.shape[1:])}"
+        )
     clf, info = fd_classifier(args.data_dir)
     ref = x_te[: min(args.n, len(x_te))]
     ref_f = classifier_features(clf, ref)
@@ -55,10 +66,20 @@ def run(args: argparse.Namespace) -> int:
         f = classifier_features(clf, imgs)
         kid, kid_std = kernel_distance(f, ref_f, subsets=args.kid_subsets, seed=args.seed)
         hist, covered = class_coverage(clf, imgs)
-        return {"fd_classifier": frechet_distance(f, ref_f), "kid": kid, "kid_std": kid_std, "classes_covered": covered,
-                "class_shares": [round(float(v), 4) for v in hist]}
+        return {
+            "fd_classifier": frechet_distance(f, ref_f),
+            "kid": kid,
+            "kid_std": kid_std,
+            "classes_covered": covered,
+            "class_shares": [round(float(v), 4) for v in hist],
+        }
 
-    out = {"run": str(args.run), "n": args.n, "classifier_test_accuracy": round(info["test_accuracy"], 4), "samples": score(fake)}
+    out = {
+        "run": str(args.run),
+        "n": args.n,
+        "classifier_test_accuracy": round(info["test_accuracy"], 4),
+        "samples": score(fake),
+    }
     if args.floor:
         x_tr, _ = load_fashion_mnist("train", args.data_dir)
         idx = torch.randperm(len(x_tr), generator=torch.Generator().manual_seed(args.seed))[: args.n]

@@ -1,4 +1,5 @@
 """reprlab g2p RUN WORD ...: print ARPAbet pronunciations from a trained G2P run."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,18 +11,25 @@ from ._common import g2p_ensemble, positive_int
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "g2p", help="pronounce words with a trained G2P run",
-        description=("Print the ARPAbet pronunciation of each word (letters a-z and '), one 'WORD  PH ON ES' line each. "
-                     "A word that cannot be pronounced gets one error line on stderr; the others are still printed, "
-                     "and the exit code is then 2."),
+        "g2p",
+        help="pronounce words with a trained G2P run",
+        description=(
+            "Print the ARPAbet pronunciation of each word (letters a-z and '), one 'WORD  PH ON ES' line each. "
+            "A word that cannot be pronounced gets one error line on stderr; the others are still printed, "
+            "and the exit code is then 2."
+        ),
         epilog="example: reprlab g2p runs/g2p_transformer-seed0 hello world --beam 5",
     )
     p.add_argument("run", help="run directory of a g2p_transformer or g2p_lstm model")
     p.add_argument("words", nargs="*", help="words to pronounce")
     p.add_argument("--file", help="read words from this file, one per line (blank lines skipped)")
     p.add_argument("--beam", type=positive_int, default=1, help="beam width (1 = greedy; default 1)")
-    p.add_argument("--ensemble", nargs="+", metavar="RUN2",
-                   help="decode with RUN and these G2P runs together (the mean of their next-phoneme log-probabilities)")
+    p.add_argument(
+        "--ensemble",
+        nargs="+",
+        metavar="RUN2",
+        help="decode with RUN and these G2P runs together (the mean of their next-phoneme log-probabilities)",
+    )
     p.set_defaults(func=run)
 
 
@@ -34,7 +42,9 @@ def _read_words(path: str) -> list[str]:
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot read word file {p}: {e.__class__.__name__}; give a UTF-8 text file, one word per line") from None
+        raise DataError(
+            f"cannot read word file {p}: {e.__class__.__name__}; give a UTF-8 text file, one word per line"
+        ) from None
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
@@ -49,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give words to pronounce, e.g. 'reprlab g2p RUN hello world', or --file words.txt")
     model = load_run(args.run)
     if not isinstance(model, G2PModel):
-        raise ConfigError(f"{args.run} holds a {getattr(model, 'registry_name', '?')} model; reprlab g2p needs g2p_transformer or g2p_lstm")
+        raise ConfigError(
+            f"{args.run} holds a {getattr(model, 'registry_name', '?')} model; reprlab g2p needs g2p_transformer or g2p_lstm"
+        )
     if args.ensemble:
         model = g2p_ensemble(model, args.run, args.ensemble)
     good, bad = [], 0

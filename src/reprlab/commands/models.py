@@ -1,9 +1,14 @@
 """reprlab models: list the registered models."""
+
 from __future__ import annotations
 
 
 def register(sub) -> None:
-    p = sub.add_parser("models", help="list the registered models", description="List every registered model with its data task and the file that holds it.")
+    p = sub.add_parser(
+        "models",
+        help="list the registered models",
+        description="List every registered model with its data task and the file that holds it.",
+    )
     p.set_defaults(func=run)
 
 

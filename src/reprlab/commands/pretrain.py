@@ -1,11 +1,11 @@
 """reprlab pretrain / reprlab finetune: greedy layer-wise pre-training, then fine-tuning on a label budget."""
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from ..errors import CheckpointError, ConfigError
@@ -72,7 +72,9 @@ def run_pretrain(args: argparse.Namespace, extra: list[str]) -> int:
         if meta.get("status") == "finished":
             raise CheckpointError(f"{out} is already a finished stack; fine-tune it with 'reprlab finetune {out}'")
         if any(v is not None for v in (args.layers, args.layer_type, args.corruption, args.k)) or args.persistent:
-            raise ConfigError("--resume continues the stack as it was started; drop --layers/--layer-type/--corruption/--k/--persistent")
+            raise ConfigError(
+                "--resume continues the stack as it was started; drop --layers/--layer-type/--corruption/--k/--persistent"
+            )
         spec = StackSpec(tuple(meta["layers"]), meta["layer_type"], meta["corruption"], meta["k"], meta["persistent"])
         saved = {"model_config": {}, "trainer": meta["trainer"], "data": meta["data"]}
         tree = resolve_config(args, extra, saved)
@@ -80,8 +82,13 @@ def run_pretrain(args: argparse.Namespace, extra: list[str]) -> int:
         if args.layers is None:
             raise ConfigError("--layers is required, e.g. --layers 500,500,2000")
         layers = parse_layers(args.layers)
-        spec = StackSpec(layers, args.layer_type or "dae",
-                         0.25 if args.corruption is None else args.corruption, args.k or 1, args.persistent)
+        spec = StackSpec(
+            layers,
+            args.layer_type or "dae",
+            0.25 if args.corruption is None else args.corruption,
+            args.k or 1,
+            args.persistent,
+        )
         if args.k is not None and args.k < 1:
             raise ConfigError(f"--k must be >= 1, got {args.k}")
         if not 0 <= spec.corruption < 1:
@@ -92,18 +99,31 @@ def run_pretrain(args: argparse.Namespace, extra: list[str]) -> int:
         seed = tree["trainer"].get("seed", 0)
         out = Path(args.out) if args.out else Path("runs") / f"stack-{spec.layer_type}-seed{seed}"
     if tree["model"]:
-        raise ConfigError("pretrain takes no --model.* options; use --layers, --layer-type, --corruption, --k, --persistent")
+        raise ConfigError(
+            "pretrain takes no --model.* options; use --layers, --layer-type, --corruption, --k, --persistent"
+        )
     trainer_cfg, data_cfg = build_trainer_and_data(tree)
     if not args.resume and out.exists() and any(out.iterdir()) and not args.overwrite:
         hint = f", or --resume {out} to continue it" if (out / STACK_FILE).is_file() else ""
         raise ConfigError(f"{out} already exists; pass --overwrite to replace it{hint}")
     data = load_images(data_cfg.name, data_cfg.data_dir, data_cfg.val_size, data_cfg.limit)
-    print(f"data: {data.name}: pre-training {spec.layer_type} layers {list(spec.layers)} on {len(data.train[0])} unlabelled images", file=sys.stderr)
+    print(
+        f"data: {data.name}: pre-training {spec.layer_type} layers {list(spec.layers)} on {len(data.train[0])} unlabelled images",
+        file=sys.stderr,
+    )
     from ..config import to_dict
 
     t0 = time.perf_counter()
-    stack = pretrain_stack(data.train[0], spec, trainer_cfg, out, resume=bool(args.resume), overwrite=args.overwrite,
-                           x_eval=data.val[0] if len(data.val[0]) else None, extra_meta={"data": to_dict(data_cfg)})
+    stack = pretrain_stack(
+        data.train[0],
+        spec,
+        trainer_cfg,
+        out,
+        resume=bool(args.resume),
+        overwrite=args.overwrite,
+        x_eval=data.val[0] if len(data.val[0]) else None,
+        extra_meta={"data": to_dict(data_cfg)},
+    )
     for s in stack.scores:
         shown = {k: round(v, 5) for k, v in s.items() if isinstance(v, float) and k.endswith(("recon", "bce"))}
         print(f"layer {s['layer']} ({s['type']} {s['size']}): " + json.dumps(shown))
@@ -146,7 +166,9 @@ def run_finetune(args: argparse.Namespace, extra: list[str]) -> int:
     data = load_images(data_cfg.name, data_cfg.data_dir, data_cfg.val_size, data_cfg.limit)
     x, y = data.train
     if tuple(x.shape[1:]) != tuple(stack.input_shape):
-        raise ConfigError(f"{data.name} images have shape {tuple(x.shape[1:])}, the stack was trained on {tuple(stack.input_shape)}")
+        raise ConfigError(
+            f"{data.name} images have shape {tuple(x.shape[1:])}, the stack was trained on {tuple(stack.input_shape)}"
+        )
     n = len(y) if labels is None else labels
     idx = label_subset(y, n, data.num_classes, trainer_cfg.seed)
     if not args.resume:
@@ -158,14 +180,26 @@ def run_finetune(args: argparse.Namespace, extra: list[str]) -> int:
     if random_init:
         seed_everything(trainer_cfg.seed)
         model = create_model("stacked_classifier", **to_dict(model.config))
-    run_config = {"model": "stacked_classifier", "model_config": to_dict(model.config), "trainer": to_dict(trainer_cfg),
-                  "data": to_dict(data_cfg), "finetune": {"stack": str(stack_dir), "labels": n, "depth": depth, "random_init": random_init}}
-    print(f"data: {data.name}: fine-tuning on {n} labelled images ({'random init' if random_init else 'from the stack'}), "
-          f"testing on {len(data.test[0])}", file=sys.stderr)
+    run_config = {
+        "model": "stacked_classifier",
+        "model_config": to_dict(model.config),
+        "trainer": to_dict(trainer_cfg),
+        "data": to_dict(data_cfg),
+        "finetune": {"stack": str(stack_dir), "labels": n, "depth": depth, "random_init": random_init},
+    }
+    print(
+        f"data: {data.name}: fine-tuning on {n} labelled images ({'random init' if random_init else 'from the stack'}), "
+        f"testing on {len(data.test[0])}",
+        file=sys.stderr,
+    )
     t0 = time.perf_counter()
-    trainer = Trainer(trainer_cfg, out, run_config, resume=bool(args.resume), overwrite=args.overwrite, description="finetune")
+    trainer = Trainer(
+        trainer_cfg, out, run_config, resume=bool(args.resume), overwrite=args.overwrite, description="finetune"
+    )
     val = TensorBatches({"x": data.val[0], "y": data.val[1]}, 1024, shuffle=False) if len(data.val[0]) else None
-    metrics = trainer.fit(model, TensorBatches({"x": x[idx], "y": y[idx]}, trainer_cfg.batch_size, seed=trainer_cfg.seed), val)
+    metrics = trainer.fit(
+        model, TensorBatches({"x": x[idx], "y": y[idx]}, trainer_cfg.batch_size, seed=trainer_cfg.seed), val
+    )
     test = trainer.evaluate(model, TensorBatches({"x": data.test[0], "y": data.test[1]}, 1024, shuffle=False))
     result = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
     result.update({f"test/{k}": v for k, v in test.items()})

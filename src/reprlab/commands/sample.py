@@ -1,4 +1,5 @@
 """reprlab sample RUN -n 64 -o grid.png: draw samples from a generative model."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,8 +8,11 @@ from ._common import positive_int
 
 
 def register(sub) -> None:
-    p = sub.add_parser("sample", help="draw samples from a generative run as an image grid",
-                       epilog="example: reprlab sample runs/vae -n 64 -o grid.png")
+    p = sub.add_parser(
+        "sample",
+        help="draw samples from a generative run as an image grid",
+        epilog="example: reprlab sample runs/vae -n 64 -o grid.png",
+    )
     p.add_argument("run", help="run directory of a generative model (VAE, GAN)")
     p.add_argument("-n", type=positive_int, default=64, help="number of samples (> 0)")
     p.add_argument("-o", "--output", default="samples.png", help="output PNG")
@@ -28,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_run(args.run)
     if not getattr(model, "can_sample", False):
-        raise ConfigError(f"model {getattr(model, 'registry_name', '?')!r} cannot sample; sampling works for generative models (VAE, GAN)")
+        raise ConfigError(
+            f"model {getattr(model, 'registry_name', '?')!r} cannot sample; sampling works for generative models (VAE, GAN)"
+        )
     out = refuse_existing_output(args.output, args.overwrite)
     g = torch.Generator().manual_seed(args.seed)
     with torch.no_grad():

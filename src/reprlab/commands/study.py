@@ -1,4 +1,5 @@
 """reprlab study NAME|all --preset smoke|quick|full: run the studies, each writing results.json."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,18 +9,29 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    p = sub.add_parser("study", help="run a study (or all) and write results.json + figures",
-                       description="Run the studies that measure each family's textbook claim.",
-                       epilog="example: reprlab study autoencoder --preset quick --out reports")
+    p = sub.add_parser(
+        "study",
+        help="run a study (or all) and write results.json + figures",
+        description="Run the studies that measure each family's textbook claim.",
+        epilog="example: reprlab study autoencoder --preset quick --out reports",
+    )
     p.add_argument("name", help="study name, or 'all'; 'reprlab study list' lists them")
-    p.add_argument("--preset", default="quick", choices=["smoke", "quick", "full"],
-                   help="smoke: seconds (tests); quick: the demo; full: published-quality, hours")
+    p.add_argument(
+        "--preset",
+        default="quick",
+        choices=["smoke", "quick", "full"],
+        help="smoke: seconds (tests); quick: the demo; full: published-quality, hours",
+    )
     p.add_argument("--out", default="reports", help="folder for the results (one sub-folder per study)")
     p.add_argument("--data-dir", help="folder with the dataset files")
     p.add_argument("--seeds", type=int, help="number of seeds (default 1 for smoke, 3 otherwise)")
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch threads for the studies that do not fix their own (autoencoder, transfer, gan); "
-                        "0 = torch's default (all cores). Use 1 on a machine that is busy with other work")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads for the studies that do not fix their own (autoencoder, transfer, gan); "
+        "0 = torch's default (all cores). Use 1 on a machine that is busy with other work",
+    )
     p.set_defaults(func=run)
 
 

@@ -1,4 +1,5 @@
 """reprlab train MODEL ...: train any registered model into a run directory."""
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,9 @@ def register(sub) -> None:
     p.set_defaults(func=run, accepts_overrides=True)
 
 
-def train_model(name: str, tree: dict, out: Path | None, resume: bool = False, overwrite: bool = False, quiet: bool = False):
+def train_model(
+    name: str, tree: dict, out: Path | None, resume: bool = False, overwrite: bool = False, quiet: bool = False
+):
     """Build data and model from a resolved config tree and train it. Returns (model, trainer, task_data, metrics)."""
     from ..registry import build_config, get_spec
     from ..tasks import get_task
@@ -47,7 +50,12 @@ def train_model(name: str, tree: dict, out: Path | None, resume: bool = False, o
         if k in fields and k not in model_values:
             model_values[k] = v
     model_cfg = build_config(name, model_values)
-    run_config = {"model": name, "model_config": to_dict(model_cfg), "trainer": to_dict(trainer_cfg), "data": to_dict(data_cfg)}
+    run_config = {
+        "model": name,
+        "model_config": to_dict(model_cfg),
+        "trainer": to_dict(trainer_cfg),
+        "data": to_dict(data_cfg),
+    }
     trainer = Trainer(trainer_cfg, out, run_config, resume=resume, overwrite=overwrite, description=name)
     seed_everything(trainer_cfg.seed)
     model = spec.cls(model_cfg)

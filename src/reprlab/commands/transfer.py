@@ -1,4 +1,5 @@
 """reprlab transfer: reuse a pre-trained backbone on a target dataset, by feature extraction or fine-tuning."""
+
 from __future__ import annotations
 
 import argparse
@@ -39,35 +40,81 @@ def register(sub) -> None:
             "trains, the backbone at --backbone-lr-mult times the lr). --head svm/logreg fits a scikit-learn "
             "classifier on the frozen features instead of a linear layer."
         ),
-        epilog=("example: reprlab train classifier --data fashion-mnist-0-4 --epochs 3 --out runs/src && "
-                "reprlab transfer --source runs/src --target fashion-mnist-5-9 --mode last-k --unfreeze 1 "
-                "--labels-per-class 10 --out runs/tgt"),
+        epilog=(
+            "example: reprlab train classifier --data fashion-mnist-0-4 --epochs 3 --out runs/src && "
+            "reprlab transfer --source runs/src --target fashion-mnist-5-9 --mode last-k --unfreeze 1 "
+            "--labels-per-class 10 --out runs/tgt"
+        ),
     )
     src = p.add_argument_group("pre-trained backbone")
     src.add_argument("--source", metavar="RUN", help="run directory of a trained classifier")
-    src.add_argument("--weights", metavar="PATH", help="torchvision-format state dict (.pth/.pt via torch.save, or .safetensors); "
-                     "'imagenet' downloads torchvision's ImageNet ResNet-18 (needs internet)")
-    src.add_argument("--backbone", choices=["small_cnn", "resnet18"], help="backbone for --weights or scratch (default resnet18 with --weights)")
+    src.add_argument(
+        "--weights",
+        metavar="PATH",
+        help="torchvision-format state dict (.pth/.pt via torch.save, or .safetensors); "
+        "'imagenet' downloads torchvision's ImageNet ResNet-18 (needs internet)",
+    )
+    src.add_argument(
+        "--backbone",
+        choices=["small_cnn", "resnet18"],
+        help="backbone for --weights or scratch (default resnet18 with --weights)",
+    )
     src.add_argument("--width", type=positive_int, help="small_cnn width for --weights or scratch (default 32)")
-    src.add_argument("--strict", type=_bool, default=True, metavar="true|false",
-                     help="with false, load the backbone tensors that match and list the rest (default true)")
+    src.add_argument(
+        "--strict",
+        type=_bool,
+        default=True,
+        metavar="true|false",
+        help="with false, load the backbone tensors that match and list the rest (default true)",
+    )
     tgt = p.add_argument_group("target")
     tgt.add_argument("--target", required=True, help="target dataset (see 'reprlab datasets')")
     tgt.add_argument("--data-dir", help="folder with the dataset files")
-    tgt.add_argument("--labels-per-class", type=positive_int, help="train on this many labelled examples of each class (default all)")
-    tgt.add_argument("--resize", action="store_true", help="resample target images (and convert channels) to the backbone's input shape")
+    tgt.add_argument(
+        "--labels-per-class", type=positive_int, help="train on this many labelled examples of each class (default all)"
+    )
+    tgt.add_argument(
+        "--resize",
+        action="store_true",
+        help="resample target images (and convert channels) to the backbone's input shape",
+    )
     how = p.add_argument_group("method")
     how.add_argument("--mode", required=True, choices=["scratch", "frozen", "last-k", "all"])
-    how.add_argument("--unfreeze", type=positive_int, default=1, help="blocks to train in mode last-k, counted from the last (default 1)")
-    how.add_argument("--backbone-lr-mult", type=float, default=0.1, help="backbone lr = lr * this, in modes last-k and all (default 0.1)")
-    how.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant", help="cosine decays every lr to 0 over the run")
-    how.add_argument("--head-init", choices=["random", "probe"], default="random",
-                     help="probe: start the new head as a logistic regression on the frozen features (LP-FT); "
-                          "modes frozen, last-k, all (default random)")
-    how.add_argument("--head", choices=HEADS, default="linear", help="linear (a trained layer), or svm / logreg on frozen features")
-    how.add_argument("--features", choices=["pooled", "spatial"], default="pooled",
-                     help="frozen features for --head svm/logreg: pooled (globally average-pooled, default) or spatial "
-                          "(the last two blocks average-pooled to 2x2, which keeps coarse layout)")
+    how.add_argument(
+        "--unfreeze",
+        type=positive_int,
+        default=1,
+        help="blocks to train in mode last-k, counted from the last (default 1)",
+    )
+    how.add_argument(
+        "--backbone-lr-mult",
+        type=float,
+        default=0.1,
+        help="backbone lr = lr * this, in modes last-k and all (default 0.1)",
+    )
+    how.add_argument(
+        "--lr-schedule",
+        choices=["constant", "cosine"],
+        default="constant",
+        help="cosine decays every lr to 0 over the run",
+    )
+    how.add_argument(
+        "--head-init",
+        choices=["random", "probe"],
+        default="random",
+        help="probe: start the new head as a logistic regression on the frozen features (LP-FT); "
+        "modes frozen, last-k, all (default random)",
+    )
+    how.add_argument(
+        "--head", choices=HEADS, default="linear", help="linear (a trained layer), or svm / logreg on frozen features"
+    )
+    how.add_argument(
+        "--features",
+        choices=["pooled", "spatial"],
+        default="pooled",
+        help="frozen features for --head svm/logreg: pooled (globally average-pooled, default) or spatial "
+        "(the last two blocks average-pooled to 2x2, which keeps coarse layout)",
+    )
     p.add_argument("--out", help="run directory to create (default runs/transfer-TARGET-MODE-seedN)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     add_trainer_flags(p)
@@ -75,8 +122,16 @@ def register(sub) -> None:
 
 
 # ---------------------------------------------------------------------------- library functions
-def target_model(source, num_classes: int, mode: str, unfreeze: int = 1, backbone_lr_mult: float = 0.1,
-                 standardize_on: Tensor | None = None, probe_on: tuple[Tensor, Tensor] | None = None, **config: Any):
+def target_model(
+    source,
+    num_classes: int,
+    mode: str,
+    unfreeze: int = 1,
+    backbone_lr_mult: float = 0.1,
+    standardize_on: Tensor | None = None,
+    probe_on: tuple[Tensor, Tensor] | None = None,
+    **config: Any,
+):
     """A classifier for ``num_classes`` classes in ``mode``, with ``source``'s backbone weights (None: random init).
 
     ``source`` is a trained :class:`~reprlab.models.classifier.Classifier`; ``config`` sets other fields
@@ -113,8 +168,10 @@ def probe_head(model, x: Tensor, y: Tensor) -> None:
     if coef.shape[0] == 1:  # two classes: scikit-learn keeps one row (the logit of class 1)
         coef, bias = torch.cat([-coef / 2, coef / 2]), torch.cat([-bias / 2, bias / 2])
     if coef.shape != model.head.weight.shape:
-        raise DataError(f"the labelled images hold {coef.shape[0]} of the {model.head.weight.shape[0]} classes; "
-                        "a probe head needs every class")
+        raise DataError(
+            f"the labelled images hold {coef.shape[0]} of the {model.head.weight.shape[0]} classes; "
+            "a probe head needs every class"
+        )
     with torch.no_grad():
         model.head.weight.copy_(coef)
         model.head.bias.copy_(bias)
@@ -127,11 +184,17 @@ def classical_head(kind: str, f_tr: np.ndarray, y_tr: np.ndarray, seed: int = 0)
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    clf = SVC(C=10.0, gamma="scale", random_state=seed) if kind == "svm" else LogisticRegression(max_iter=1000, random_state=seed)
+    clf = (
+        SVC(C=10.0, gamma="scale", random_state=seed)
+        if kind == "svm"
+        else LogisticRegression(max_iter=1000, random_state=seed)
+    )
     return make_pipeline(StandardScaler(), clf).fit(f_tr, y_tr)
 
 
-def classical_head_accuracy(kind: str, f_tr: np.ndarray, y_tr: np.ndarray, f_te: np.ndarray, y_te: np.ndarray, seed: int = 0) -> float:
+def classical_head_accuracy(
+    kind: str, f_tr: np.ndarray, y_tr: np.ndarray, f_te: np.ndarray, y_te: np.ndarray, seed: int = 0
+) -> float:
     """Test accuracy of a scikit-learn SVM (RBF) or logistic regression fit on standardized features."""
     return float(classical_head(kind, f_tr, y_tr, seed).score(f_te, y_te))
 
@@ -152,7 +215,9 @@ def _source_model(args, in_shape: tuple[int, ...]):
     if args.source:
         saved = read_run_config(args.source)
         if saved["model"] != "classifier":
-            raise CheckpointError(f"{args.source} holds a {saved['model']} run; --source needs a run of 'reprlab train classifier'")
+            raise CheckpointError(
+                f"{args.source} holds a {saved['model']} run; --source needs a run of 'reprlab train classifier'"
+            )
         if args.backbone or args.width:
             raise ConfigError("--backbone/--width come from the --source run; drop them")
         return load_run(args.source), {}, f"backbone: {saved['model_config'].get('backbone')} from {args.source}"
@@ -161,7 +226,9 @@ def _source_model(args, in_shape: tuple[int, ...]):
         values["width"] = args.width
     if not args.weights:
         if args.mode != "scratch":
-            raise ConfigError(f"mode {args.mode} needs a pre-trained backbone: pass --source RUN or --weights PATH (or use --mode scratch)")
+            raise ConfigError(
+                f"mode {args.mode} needs a pre-trained backbone: pass --source RUN or --weights PATH (or use --mode scratch)"
+            )
         return None, values, f"backbone: {values['backbone']}, random init"
     src = create_model("classifier", **values)
     if args.weights == "imagenet":
@@ -185,15 +252,21 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     tree = resolve_config(args, extra)
     tree["data"].pop("data_dir", None)  # --data-dir is ours; resolve_config files it under data
     if tree["model"] or tree["data"]:
-        raise ConfigError("reprlab transfer takes --trainer.KEY=VALUE overrides only; the model and data come from its own flags")
+        raise ConfigError(
+            "reprlab transfer takes --trainer.KEY=VALUE overrides only; the model and data come from its own flags"
+        )
     trainer_cfg = build(TrainerConfig, tree["trainer"], "trainer")
     if args.head != "linear" and args.mode != "frozen":
         raise ConfigError(f"--head {args.head} is fit on frozen features; use it with --mode frozen")
     if args.head_init == "probe" and (args.mode == "scratch" or args.head != "linear"):
-        raise ConfigError("--head-init probe starts a trained linear head from pre-trained features; use it with --mode frozen, "
-                          "last-k or all and --head linear")
+        raise ConfigError(
+            "--head-init probe starts a trained linear head from pre-trained features; use it with --mode frozen, "
+            "last-k or all and --head linear"
+        )
     if args.features != "pooled" and args.head == "linear":
-        raise ConfigError(f"--features {args.features} is for a classical head on frozen features; add --head svm or --head logreg")
+        raise ConfigError(
+            f"--features {args.features} is for a classical head on frozen features; add --head svm or --head logreg"
+        )
     if args.backbone_lr_mult <= 0:
         raise ConfigError(f"--backbone-lr-mult must be > 0, got {args.backbone_lr_mult}")
     out = Path(args.out) if args.out else Path("runs") / f"transfer-{args.target}-{args.mode}-seed{trainer_cfg.seed}"
@@ -209,16 +282,33 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.labels_per_class:
         x_tr, y_tr = label_budget(x_tr, y_tr, args.labels_per_class, trainer_cfg.seed, d.num_classes, d.classes)
     seed_everything(trainer_cfg.seed)
-    model = target_model(source, d.num_classes, args.mode, args.unfreeze, args.backbone_lr_mult,
-                         standardize_on=x_tr, probe_on=(x_tr, y_tr) if args.head_init == "probe" else None,
-                         lr_schedule=args.lr_schedule, **values)
+    model = target_model(
+        source,
+        d.num_classes,
+        args.mode,
+        args.unfreeze,
+        args.backbone_lr_mult,
+        standardize_on=x_tr,
+        probe_on=(x_tr, y_tr) if args.head_init == "probe" else None,
+        lr_schedule=args.lr_schedule,
+        **values,
+    )
     print(loaded, file=sys.stderr)
-    print(f"target: {d.name}, {len(x_tr)} labelled training images, {len(x_te)} test images, {d.num_classes} classes", file=sys.stderr)
+    print(
+        f"target: {d.name}, {len(x_tr)} labelled training images, {len(x_te)} test images, {d.num_classes} classes",
+        file=sys.stderr,
+    )
     t0 = time.perf_counter()
     if args.head != "linear":
         f_tr, f_te = model.features(x_tr, kind=args.features).numpy(), model.features(x_te, kind=args.features).numpy()
         acc = classical_head_accuracy(args.head, f_tr, y_tr.numpy(), f_te, d.test[1].numpy(), trainer_cfg.seed)
-        result = {"test/acc": acc, "wall_seconds": time.perf_counter() - t0, "head": args.head, "features": args.features, "train_size": len(x_tr)}
+        result = {
+            "test/acc": acc,
+            "wall_seconds": time.perf_counter() - t0,
+            "head": args.head,
+            "features": args.features,
+            "train_size": len(x_tr),
+        }
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
         print(f"run: {out}")
@@ -226,10 +316,18 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         return 0
 
     run_config = {
-        "model": "classifier", "model_config": to_dict(model.config), "trainer": to_dict(trainer_cfg),
+        "model": "classifier",
+        "model_config": to_dict(model.config),
+        "trainer": to_dict(trainer_cfg),
         "data": {"name": d.name, "data_dir": args.data_dir, "val_size": len(d.val[0]) or 0},
-        "transfer": {"source": args.source, "weights": args.weights, "mode": args.mode, "labels_per_class": args.labels_per_class,
-                     "resize": args.resize, "loaded": loaded},
+        "transfer": {
+            "source": args.source,
+            "weights": args.weights,
+            "mode": args.mode,
+            "labels_per_class": args.labels_per_class,
+            "resize": args.resize,
+            "loaded": loaded,
+        },
     }
     trainer = Trainer(trainer_cfg, out, run_config, overwrite=args.overwrite, description=f"transfer {args.mode}")
     bs = trainer_cfg.batch_size

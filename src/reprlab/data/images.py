@@ -2,6 +2,7 @@
 
 Images are float32 in [0, 1] with shape (N, C, H, W); labels are int64.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -24,8 +25,16 @@ FASHION_MNIST_FILES = {
 }
 FASHION_MNIST_COUNTS = {"train": 60000, "test": 10000}
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 HOW_TO_GET_FASHION_MNIST = (
     "install it with 'apt-get install dataset-fashion-mnist' (Debian), "
@@ -36,13 +45,17 @@ HOW_TO_GET_FASHION_MNIST = (
 _IDX_UBYTE = 0x08
 
 
-def read_idx(path: str | Path, expect_ndim: int, expect_count: int | None = None, expect_shape: tuple[int, ...] | None = None) -> np.ndarray:
+def read_idx(
+    path: str | Path, expect_ndim: int, expect_count: int | None = None, expect_shape: tuple[int, ...] | None = None
+) -> np.ndarray:
     """Read an IDX file (raw or gzipped) of unsigned bytes, checking magic number, dimensions and size."""
     path = Path(path)
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DataError(f"{path}: cannot read ({e.__class__.__name__}: {e}); the file is corrupt, re-download it") from None
+        raise DataError(
+            f"{path}: cannot read ({e.__class__.__name__}: {e}); the file is corrupt, re-download it"
+        ) from None
     if len(raw) < 4:
         raise DataError(f"{path}: truncated IDX file ({len(raw)} bytes); re-download it")
     zero, dtype, ndim = int.from_bytes(raw[0:2], "big"), raw[2], raw[3]
@@ -60,7 +73,9 @@ def read_idx(path: str | Path, expect_ndim: int, expect_count: int | None = None
         raise DataError(f"{path}: items have shape {dims[1:]}, expected {expect_shape}")
     need = int(np.prod(dims))
     if len(raw) - header != need:
-        raise DataError(f"{path}: truncated or padded IDX data ({len(raw) - header} bytes for {need} expected); re-download it")
+        raise DataError(
+            f"{path}: truncated or padded IDX data ({len(raw) - header} bytes for {need} expected); re-download it"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 

@@ -5,6 +5,7 @@
 * ``digits-28``: scikit-learn's digits upsampled (bilinear) to 28x28, so a Fashion-MNIST backbone takes
   it (transfer across tasks).
 """
+
 from __future__ import annotations
 
 import torch
@@ -13,7 +14,14 @@ from torch import Tensor
 
 from ..errors import DataError
 from . import _describe_digits, _describe_fashion, register_dataset
-from .images import FASHION_MNIST_CLASSES, ImageData, load_digits_split, load_fashion_mnist, locate_fashion_mnist, split_train_val
+from .images import (
+    FASHION_MNIST_CLASSES,
+    ImageData,
+    load_digits_split,
+    load_fashion_mnist,
+    locate_fashion_mnist,
+    split_train_val,
+)
 
 
 def _class_subset(x: Tensor, y: Tensor, classes: tuple[int, ...]) -> tuple[Tensor, Tensor]:
@@ -28,7 +36,9 @@ def _fashion_subset(classes: tuple[int, ...], name: str):
         x, y = _class_subset(*load_fashion_mnist("train", data_dir), classes)
         tr, va = split_train_val(x, y, min(val_size, len(x) // 2), limit)
         te = _class_subset(*load_fashion_mnist("test", data_dir), classes)
-        return ImageData(name, tr, va, te, tuple(FASHION_MNIST_CLASSES[c] for c in classes), str(locate_fashion_mnist(data_dir)))
+        return ImageData(
+            name, tr, va, te, tuple(FASHION_MNIST_CLASSES[c] for c in classes), str(locate_fashion_mnist(data_dir))
+        )
 
     return load
 
@@ -54,20 +64,33 @@ def _describe_digits28(data_dir: str | None) -> dict:
 def _load_digits28(data_dir: str | None = None, val_size: int = 5000, limit: int = 0) -> ImageData:
     x, y = load_digits_split("train", size=28)
     tr, va = split_train_val(x, y, min(val_size, len(x) * 15 // 100), limit)
-    return ImageData("digits-28", tr, va, load_digits_split("test", size=28), tuple(str(i) for i in range(10)), "scikit-learn, upsampled to 28x28")
+    return ImageData(
+        "digits-28",
+        tr,
+        va,
+        load_digits_split("test", size=28),
+        tuple(str(i) for i in range(10)),
+        "scikit-learn, upsampled to 28x28",
+    )
 
 
-def label_budget(x: Tensor, y: Tensor, per_class: int, seed: int = 0, num_classes: int | None = None, names=None) -> tuple[Tensor, Tensor]:
+def label_budget(
+    x: Tensor, y: Tensor, per_class: int, seed: int = 0, num_classes: int | None = None, names=None
+) -> tuple[Tensor, Tensor]:
     """``per_class`` examples of every class, drawn at random (by ``seed``) from (x, y)."""
     k = num_classes or int(y.max()) + 1
     counts = torch.bincount(y, minlength=k)
     if int(counts.min()) < per_class:
         c = int(counts.argmin())
         name = f"{c} ({names[c]})" if names and str(names[c]) != str(c) else str(c)
-        raise DataError(f"--labels-per-class {per_class} is more than the data has: class {name} has {int(counts[c])} "
-                        f"training examples; choose at most {int(counts.min())}")
+        raise DataError(
+            f"--labels-per-class {per_class} is more than the data has: class {name} has {int(counts[c])} "
+            f"training examples; choose at most {int(counts.min())}"
+        )
     g = torch.Generator().manual_seed(seed)
-    idx = torch.cat([torch.nonzero(y == c).flatten()[torch.randperm(int(counts[c]), generator=g)[:per_class]] for c in range(k)])
+    idx = torch.cat(
+        [torch.nonzero(y == c).flatten()[torch.randperm(int(counts[c]), generator=g)[:per_class]] for c in range(k)]
+    )
     idx = idx[torch.randperm(len(idx), generator=g)]
     return x[idx], y[idx]
 
@@ -84,16 +107,22 @@ def fit_input(x: Tensor, want: tuple[int, ...], resize: bool, what: str) -> Tens
             fixes.append("repeat the grey channel" if have[0] == 1 else "average the colour channels")
         if have[1:] != want[1:]:
             fixes.append(f"resample to {want[1]}x{want[2]} (bilinear)")
-        hint = "--target digits-28 (digits upsampled to 28x28), or " if what == "digits" and want[1:] == (28, 28) else ""
-        raise DataError(f"{what} images are {'x'.join(map(str, have))} but the backbone takes {'x'.join(map(str, want))}; "
-                        f"use {hint}--resize to {' and '.join(fixes)}")
+        hint = (
+            "--target digits-28 (digits upsampled to 28x28), or " if what == "digits" and want[1:] == (28, 28) else ""
+        )
+        raise DataError(
+            f"{what} images are {'x'.join(map(str, have))} but the backbone takes {'x'.join(map(str, want))}; "
+            f"use {hint}--resize to {' and '.join(fixes)}"
+        )
     if have[0] != want[0]:
         if have[0] == 1:
             x = x.expand(-1, want[0], -1, -1)
         elif want[0] == 1:
             x = x.mean(1, keepdim=True)
         else:
-            raise DataError(f"{what} images have {have[0]} channels and the backbone takes {want[0]}; no resize converts that")
+            raise DataError(
+                f"{what} images have {have[0]} channels and the backbone takes {want[0]}; no resize converts that"
+            )
     if have[1:] != want[1:]:
         x = F.interpolate(x, size=want[1:], mode="bilinear", align_corners=False).clamp_(0, 1)
     return x.contiguous()

@@ -5,6 +5,7 @@ It is trained once and cached under ``$REPRLAB_CACHE`` (default ``~/.cache/reprl
 keyed by its config and the dataset folder, so later calls load it in milliseconds. The default
 config is sized to train in well under a minute on two CPU cores.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,15 @@ from torch import Tensor, nn
 
 from ..errors import CheckpointError
 
-__all__ = ["FeatureClassifierConfig", "FeatureClassifier", "train_feature_classifier", "fd_classifier",
-           "classifier_features", "class_coverage", "cache_dir"]
+__all__ = [
+    "FeatureClassifierConfig",
+    "FeatureClassifier",
+    "train_feature_classifier",
+    "fd_classifier",
+    "classifier_features",
+    "class_coverage",
+    "cache_dir",
+]
 
 
 @dataclass(frozen=True)
@@ -41,12 +49,19 @@ class FeatureClassifierConfig:
 class FeatureClassifier(nn.Module):
     """Conv-BN-ReLU-maxpool blocks -> (B, feature_dim) features -> (B, classes) logits."""
 
-    def __init__(self, cfg: FeatureClassifierConfig = FeatureClassifierConfig(), in_channels: int = 1, classes: int = 10):
+    def __init__(
+        self, cfg: FeatureClassifierConfig = FeatureClassifierConfig(), in_channels: int = 1, classes: int = 10
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         prev = in_channels
         for ch in cfg.channels:
-            layers += [nn.Conv2d(prev, ch, 3, padding=1, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True), nn.MaxPool2d(2, ceil_mode=True)]
+            layers += [
+                nn.Conv2d(prev, ch, 3, padding=1, bias=False),
+                nn.BatchNorm2d(ch),
+                nn.ReLU(True),
+                nn.MaxPool2d(2, ceil_mode=True),
+            ]
             prev = ch
         self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(3), nn.Flatten())  # (B, ch * 9)
         self.feature = nn.Sequential(nn.Linear(prev * 9, cfg.feature_dim), nn.ReLU(True))  # (B, feature_dim)
@@ -59,7 +74,9 @@ class FeatureClassifier(nn.Module):
         return self.head(self.features(x))
 
 
-def train_feature_classifier(x: Tensor, y: Tensor, cfg: FeatureClassifierConfig = FeatureClassifierConfig(), classes: int = 10) -> FeatureClassifier:
+def train_feature_classifier(
+    x: Tensor, y: Tensor, cfg: FeatureClassifierConfig = FeatureClassifierConfig(), classes: int = 10
+) -> FeatureClassifier:
     """Train the classifier on images (N, C, H, W) in [0, 1] with Adam and a one-cycle schedule."""
     g = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -73,7 +90,7 @@ def train_feature_classifier(x: Tensor, y: Tensor, cfg: FeatureClassifierConfig 
     for _ in range(cfg.epochs):
         order = torch.randperm(len(x), generator=g)
         for i in range(0, len(x), cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
+            idx = order[i : i + cfg.batch_size]
             opt.zero_grad(set_to_none=True)
             F.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
@@ -83,7 +100,7 @@ def train_feature_classifier(x: Tensor, y: Tensor, cfg: FeatureClassifierConfig 
 
 @torch.no_grad()
 def _batched(fn, x: Tensor, batch: int = 1000) -> Tensor:
-    return torch.cat([fn(x[i:i + batch]) for i in range(0, len(x), batch)])
+    return torch.cat([fn(x[i : i + batch]) for i in range(0, len(x), batch)])
 
 
 def classifier_features(model: FeatureClassifier, x: Tensor) -> Tensor:
@@ -109,8 +126,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("REPRLAB_CACHE") or Path.home() / ".cache" / "reprlab")
 
 
-def fd_classifier(data_dir: str | None = None, cfg: FeatureClassifierConfig = FeatureClassifierConfig(), cache: str | Path | None = None,
-                  verbose: bool = True) -> tuple[FeatureClassifier, dict]:
+def fd_classifier(
+    data_dir: str | None = None,
+    cfg: FeatureClassifierConfig = FeatureClassifierConfig(),
+    cache: str | Path | None = None,
+    verbose: bool = True,
+) -> tuple[FeatureClassifier, dict]:
     """The FD-classifier for Fashion-MNIST: loaded from the cache, or trained (and cached) on first use.
 
     Returns the model (eval mode) and an info dict with its test accuracy and where it is cached.
@@ -142,12 +163,19 @@ def fd_classifier(data_dir: str | None = None, cfg: FeatureClassifierConfig = Fe
     threads = torch.get_num_threads()
     model = train_feature_classifier(x, y, cfg)
     torch.set_num_threads(threads)
-    info = {"test_accuracy": accuracy(model, x_te, y_te), "train_seconds": time.perf_counter() - t0, "config": asdict(cfg), "key": key}
+    info = {
+        "test_accuracy": accuracy(model, x_te, y_te),
+        "train_seconds": time.perf_counter() - t0,
+        "config": asdict(cfg),
+        "key": key,
+    }
     try:
         root.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(weights, save({k: v.contiguous() for k, v in model.state_dict().items()}))
         atomic_write_text(meta, json.dumps(info, indent=2) + "\n")
     except OSError as e:
-        raise CheckpointError(f"cannot write the FD-classifier cache in {root} ({e.strerror}); set REPRLAB_CACHE to a writable folder") from None
+        raise CheckpointError(
+            f"cannot write the FD-classifier cache in {root} ({e.strerror}); set REPRLAB_CACHE to a writable folder"
+        ) from None
     info.update(cached=False, path=str(weights))
     return model.eval(), info

@@ -5,6 +5,7 @@
 * :class:`DomainAdversarialLoss`: a domain discriminator behind gradient reversal (Ganin et al., JMLR 2016).
 * :func:`proxy_a_distance`: 2(1 − 2ε) of a linear domain classifier (Ben-David et al., 2007).
 """
+
 from __future__ import annotations
 
 import math
@@ -31,7 +32,12 @@ class MaximumMeanDiscrepancyLoss(nn.Module):
     the default V-statistic is >= 0 and exactly 0 for identical samples.
     """
 
-    def __init__(self, multipliers: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0), bandwidth: float | None = None, unbiased: bool = False):
+    def __init__(
+        self,
+        multipliers: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0),
+        bandwidth: float | None = None,
+        unbiased: bool = False,
+    ):
         super().__init__()
         self.multipliers = tuple(float(m) for m in multipliers)
         self.bandwidth = bandwidth
@@ -155,6 +161,12 @@ def proxy_a_distance(f_s: np.ndarray, f_t: np.ndarray, seed: int = 0) -> float:
 
 
 __all__ = [
-    "MaximumMeanDiscrepancyLoss", "CorrelationAlignmentLoss", "DomainAdversarialLoss", "GradientReversalLayer",
-    "grad_reverse", "dann_lambda", "covariance", "proxy_a_distance",
+    "MaximumMeanDiscrepancyLoss",
+    "CorrelationAlignmentLoss",
+    "DomainAdversarialLoss",
+    "GradientReversalLayer",
+    "grad_reverse",
+    "dann_lambda",
+    "covariance",
+    "proxy_a_distance",
 ]

@@ -6,6 +6,7 @@
 
 Edit distances come from ``rapidfuzz`` (Levenshtein on sequences of phoneme strings).
 """
+
 from __future__ import annotations
 
 from typing import Sequence

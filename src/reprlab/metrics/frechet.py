@@ -8,6 +8,7 @@
 * ``inception_fid(real, fake, weights_path)``: real Inception FID through torchmetrics (which needs the
   optional ``torch-fidelity`` package) with a local copy of the standard weights file; never downloads.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +19,14 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 
-__all__ = ["gaussian_stats", "frechet_from_stats", "frechet_distance", "kernel_distance", "inception_fid", "check_weights_file"]
+__all__ = [
+    "gaussian_stats",
+    "frechet_from_stats",
+    "frechet_distance",
+    "kernel_distance",
+    "inception_fid",
+    "check_weights_file",
+]
 
 
 def _f64(x) -> Tensor:
@@ -61,7 +69,9 @@ def kernel_distance(a, b, subsets: int = 100, subset_size: int = 1000, seed: int
     """KID: mean and std over ``subsets`` random subsets of the unbiased polynomial-kernel MMD^2."""
     x, y = _f64(a), _f64(b)
     if x.dim() != 2 or y.dim() != 2 or x.shape[1] != y.shape[1]:
-        raise ConfigError(f"KID needs two feature sets (N, D) with the same D, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ConfigError(
+            f"KID needs two feature sets (N, D) with the same D, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     m = min(subset_size, len(x), len(y))
     if m < 2:
         raise ConfigError("KID needs at least 2 samples in each set")
@@ -101,7 +111,13 @@ def _to_rgb(x: Tensor) -> Tensor:
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
-def inception_fid(real: Tensor, fake: Tensor, weights_path: str | Path | None = None, extractor: nn.Module | None = None, batch_size: int = 200) -> float:
+def inception_fid(
+    real: Tensor,
+    fake: Tensor,
+    weights_path: str | Path | None = None,
+    extractor: nn.Module | None = None,
+    batch_size: int = 200,
+) -> float:
     """FID of image sets (N, C, H, W) in [0, 1], with torchmetrics' ``FrechetInceptionDistance``.
 
     ``weights_path``: a local copy of the standard FID Inception-v3 weights (torch-fidelity's
@@ -114,22 +130,28 @@ def inception_fid(real: Tensor, fake: Tensor, weights_path: str | Path | None = 
         raise ConfigError(f"Inception FID needs torchmetrics ({e})") from None
     if extractor is None:
         if weights_path is None:
-            raise ConfigError("Inception FID needs --inception-weights PATH (a local copy of the FID Inception-v3 weights)")
+            raise ConfigError(
+                "Inception FID needs --inception-weights PATH (a local copy of the FID Inception-v3 weights)"
+            )
         p = check_weights_file(weights_path, "Inception weights")
         try:
             import torch_fidelity  # noqa: F401
         except ImportError:
-            raise ConfigError("Inception FID needs the optional package torch-fidelity: pip install torch-fidelity") from None
+            raise ConfigError(
+                "Inception FID needs the optional package torch-fidelity: pip install torch-fidelity"
+            ) from None
         try:
             metric = FrechetInceptionDistance(feature=2048, normalize=True, feature_extractor_weights_path=str(p))
         except Exception as e:  # a wrong or corrupt file fails inside torch.load / load_state_dict
-            raise ConfigError(f"Inception weights file {p} is not usable ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-                              "it must be torch-fidelity's pt_inception-2015-12-05 weights") from None
+            raise ConfigError(
+                f"Inception weights file {p} is not usable ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                "it must be torch-fidelity's pt_inception-2015-12-05 weights"
+            ) from None
     else:
         extractor.eval()
         metric = FrechetInceptionDistance(feature=extractor, normalize=True, input_img_size=(3, *real.shape[2:]))
     with torch.no_grad():
         for imgs, is_real in ((real, True), (fake, False)):
             for i in range(0, len(imgs), batch_size):
-                metric.update(_to_rgb(imgs[i:i + batch_size].float()), real=is_real)
+                metric.update(_to_rgb(imgs[i : i + batch_size].float()), real=is_real)
         return float(metric.compute())

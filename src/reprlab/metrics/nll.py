@@ -8,6 +8,7 @@ chunks of samples, so memory stays bounded and k = 5000 runs on a CPU. Results a
 A model provides ``log_weights(x, k) -> (k, B)`` (log p(x, z_s) - log q(z_s|x)) and, optionally,
 ``prepare(x, generator)`` (checks and, e.g., binarizes the data with a fixed seed).
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,9 @@ def iwae_log_likelihood(model, x: Tensor, k: int, max_rows: int = 16384) -> Tens
     return total - math.log(k)
 
 
-def iwae_nll(model, x: Tensor, k: int = 5000, batch_size: int | None = None, seed: int = 0, max_rows: int = 16384) -> float:
+def iwae_nll(
+    model, x: Tensor, k: int = 5000, batch_size: int | None = None, seed: int = 0, max_rows: int = 16384
+) -> float:
     """Mean negative IWAE bound -L_k over the examples in ``x`` (nats); k = 1 gives the negative ELBO.
 
     The data go through ``model.prepare`` with a generator seeded by ``seed`` (fixed binarization),
@@ -51,7 +54,7 @@ def iwae_nll(model, x: Tensor, k: int = 5000, batch_size: int | None = None, see
         if hasattr(model, "prepare"):
             x = model.prepare(x, torch.Generator(device=x.device).manual_seed(seed))
         for i in range(0, len(x), batch_size):
-            total += float(iwae_log_likelihood(model, x[i:i + batch_size], k, max_rows).sum())
+            total += float(iwae_log_likelihood(model, x[i : i + batch_size], k, max_rows).sum())
     model.train(was)
     return -total / len(x)
 

@@ -1,10 +1,18 @@
 """Linear probes: how much label information a code holds, measured with logistic regression."""
+
 from __future__ import annotations
 
 import numpy as np
 
 
-def linear_probe_accuracy(train_codes: np.ndarray, train_y: np.ndarray, test_codes: np.ndarray, test_y: np.ndarray, max_iter: int = 500, seed: int = 0) -> float:
+def linear_probe_accuracy(
+    train_codes: np.ndarray,
+    train_y: np.ndarray,
+    test_codes: np.ndarray,
+    test_y: np.ndarray,
+    max_iter: int = 500,
+    seed: int = 0,
+) -> float:
     """Test accuracy of a standardized multinomial logistic regression fit on the training codes."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

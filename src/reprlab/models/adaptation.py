@@ -15,9 +15,9 @@ linear head. Training batches come from the ``domains`` task: a labelled source 
 
 Validation and test batches are ``{"x", "y"}``; ``eval_step`` gives their loss and accuracy.
 """
+
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -58,9 +58,15 @@ class AdaptationConfig:
         _check(len(self.input_shape) in (1, 3), f"model.input_shape must be (D,) or (C, H, W), got {self.input_shape}")
         _check(self.num_classes >= 2, f"model.num_classes must be >= 2, got {self.num_classes}")
         _check(self.feature_dim >= 1, f"model.feature_dim must be >= 1, got {self.feature_dim}")
-        _check(all(c >= 1 for c in self.channels) and all(h >= 1 for h in self.hidden), "model.channels and model.hidden must be positive")
+        _check(
+            all(c >= 1 for c in self.channels) and all(h >= 1 for h in self.hidden),
+            "model.channels and model.hidden must be positive",
+        )
         _check(self.weight >= 0, f"model.weight must be >= 0, got {self.weight}")
-        _check(self.standardize in STANDARDIZE, f"model.standardize must be one of {', '.join(STANDARDIZE)}, got {self.standardize!r}")
+        _check(
+            self.standardize in STANDARDIZE,
+            f"model.standardize must be one of {', '.join(STANDARDIZE)}, got {self.standardize!r}",
+        )
 
 
 class InputStandardization(nn.Module):
@@ -95,7 +101,9 @@ def backbone(cfg: AdaptationConfig) -> nn.Sequential:
     for ch in cfg.channels:
         layers += [nn.Conv2d(c, ch, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2)]
         c, h, w = ch, h // 2, w // 2
-    _check(h >= 1 and w >= 1, f"model.input_shape {cfg.input_shape} is too small for {len(cfg.channels)} pooling blocks")
+    _check(
+        h >= 1 and w >= 1, f"model.input_shape {cfg.input_shape} is too small for {len(cfg.channels)} pooling blocks"
+    )
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * h * w, cfg.feature_dim), nn.ReLU())
 
 
@@ -119,17 +127,25 @@ class DomainAdaptationModel(ReprModel):
     def predict_proba(self, x: Tensor, batch_size: int = 2048) -> Tensor:
         was = self.training
         self.eval()
-        out = torch.cat([F.softmax(self(x[i : i + batch_size]), 1) for i in range(0, len(x), batch_size)]) if len(x) else x.new_zeros(0, self.config.num_classes)
+        out = (
+            torch.cat([F.softmax(self(x[i : i + batch_size]), 1) for i in range(0, len(x), batch_size)])
+            if len(x)
+            else x.new_zeros(0, self.config.num_classes)
+        )
         self.train(was)
         return out
 
     def _check_batch(self, batch: dict[str, Tensor]) -> None:
         for k in ("x_s", "y_s", "x_t"):
             if k not in batch:
-                raise ConfigError(f"{self.registry_name} trains on domain pairs (the 'domains' task); the batch has no {k!r}")
+                raise ConfigError(
+                    f"{self.registry_name} trains on domain pairs (the 'domains' task); the batch has no {k!r}"
+                )
         shape = tuple(batch["x_s"].shape[1:])
         if shape != tuple(self.config.input_shape) or tuple(batch["x_t"].shape[1:]) != shape:
-            raise ConfigError(f"{self.registry_name}: inputs of shape {shape} / {tuple(batch['x_t'].shape[1:])}, model built for {tuple(self.config.input_shape)}")
+            raise ConfigError(
+                f"{self.registry_name}: inputs of shape {shape} / {tuple(batch['x_t'].shape[1:])}, model built for {tuple(self.config.input_shape)}"
+            )
 
     def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         self._check_batch(batch)
@@ -148,7 +164,9 @@ class DomainAdaptationModel(ReprModel):
             out["loss"] = ce + self.config.weight * adapt
         return out
 
-    def adaptation_loss(self, f_s: Tensor, f_t: Tensor, batch: dict[str, Tensor], out: dict[str, Tensor]) -> Tensor | None:
+    def adaptation_loss(
+        self, f_s: Tensor, f_t: Tensor, batch: dict[str, Tensor], out: dict[str, Tensor]
+    ) -> Tensor | None:
         return None
 
     def eval_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -160,8 +178,10 @@ class DomainAdaptationModel(ReprModel):
     def example_batch(self, n: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         shape, k = tuple(self.config.input_shape), self.config.num_classes
         return {
-            "x_s": torch.rand(n, *shape, generator=generator), "y_s": torch.randint(0, k, (n,), generator=generator),
-            "x_t": torch.rand(n, *shape, generator=generator) * 0.5 + 0.5, "y_t": torch.randint(0, k, (n,), generator=generator),
+            "x_s": torch.rand(n, *shape, generator=generator),
+            "y_s": torch.randint(0, k, (n,), generator=generator),
+            "x_t": torch.rand(n, *shape, generator=generator) * 0.5 + 0.5,
+            "y_t": torch.randint(0, k, (n,), generator=generator),
             "i_t": torch.arange(n),
         }
 
@@ -191,7 +211,10 @@ class MMDConfig(AdaptationConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(len(self.kernel_multipliers) >= 1 and all(m > 0 for m in self.kernel_multipliers), "model.kernel_multipliers must be positive")
+        _check(
+            len(self.kernel_multipliers) >= 1 and all(m > 0 for m in self.kernel_multipliers),
+            "model.kernel_multipliers must be positive",
+        )
 
 
 @register_model("da_mmd", config=MMDConfig, task="domains")
@@ -285,7 +308,9 @@ class PseudoLabel(DomainAdaptationModel):
             raise ConfigError("da_pseudo_label needs target indices i_t in the batch (the 'domains' task gives them)")
         i = batch["i_t"]
         if len(i) and int(i.max()) >= self.config.num_target:
-            raise ConfigError(f"da_pseudo_label was built for {self.config.num_target} target examples, got index {int(i.max())}; set model.num_target")
+            raise ConfigError(
+                f"da_pseudo_label was built for {self.config.num_target} target examples, got index {int(i.max())}; set model.num_target"
+            )
         logits_t = self.head(f_t)
         conf, pred = F.softmax(logits_t.detach(), 1).max(1)
         self.next_conf[i], self.next_label[i] = conf, pred

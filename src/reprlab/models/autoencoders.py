@@ -3,6 +3,7 @@
 The encoder maps x (B, C, H, W) to a code z (B, code_dim); the decoder maps z back to
 x_hat in data space. Both losses are averaged per pixel, so their numbers compare across sizes.
 """
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@ order, first to last, so a freeze policy can unfreeze "the last k". Their state-
 follow torchvision's naming (``conv1.weight``, ``layer1.0.bn1.running_mean`` ...), so a
 torchvision ResNet-18 state dict loads into :class:`ResNet18Backbone` key for key.
 """
+
 from __future__ import annotations
 
 from torch import Tensor, nn
@@ -18,7 +19,11 @@ class SmallCNN(nn.Module):
         chans = [in_channels, width, 2 * width, 4 * width]
         self.layers = nn.ModuleList()
         for i in range(3):
-            block = [nn.Conv2d(chans[i], chans[i + 1], 3, padding=1, bias=False), nn.BatchNorm2d(chans[i + 1]), nn.ReLU(inplace=True)]
+            block = [
+                nn.Conv2d(chans[i], chans[i + 1], 3, padding=1, bias=False),
+                nn.BatchNorm2d(chans[i + 1]),
+                nn.ReLU(inplace=True),
+            ]
             if i < 2:
                 block.append(nn.MaxPool2d(2))  # 28 -> 14 -> 7
             self.layers.append(nn.Sequential(*block))

@@ -21,6 +21,7 @@ The contract (the engine relies on nothing else):
 
 Models never import the engine.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -57,7 +58,9 @@ class ReprModel(nn.Module):
         return {"x": torch.rand(n, *shape, generator=generator), "y": torch.randint(0, k, (n,), generator=generator)}
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        raise ConfigError(f"model {self.registry_name!r} cannot sample; sampling works for generative models (VAE, GAN)")
+        raise ConfigError(
+            f"model {self.registry_name!r} cannot sample; sampling works for generative models (VAE, GAN)"
+        )
 
 
 def mlp(sizes: list[int], act: type[nn.Module] = nn.ReLU, last_act: nn.Module | None = None) -> nn.Sequential:
@@ -72,7 +75,9 @@ def mlp(sizes: list[int], act: type[nn.Module] = nn.ReLU, last_act: nn.Module | 
     return nn.Sequential(*layers)
 
 
-def conv_down(input_shape: tuple[int, int, int], channels: tuple[int, ...]) -> tuple[list[nn.Module], tuple[int, int, int]]:
+def conv_down(
+    input_shape: tuple[int, int, int], channels: tuple[int, ...]
+) -> tuple[list[nn.Module], tuple[int, int, int]]:
     """Stride-2 3x3 convs with ReLU (each halves H and W, rounding up) and the feature shape they end at."""
     c, h, w = input_shape
     layers: list[nn.Module] = []
@@ -101,4 +106,6 @@ def check_unit_interval(x: Tensor, what: str) -> None:
     """Bernoulli/BCE losses need targets in [0, 1]."""
     lo, hi = float(x.min()), float(x.max())
     if lo < 0 or hi > 1:
-        raise ConfigError(f"{what} needs data in [0, 1], got values in [{lo:.3g}, {hi:.3g}]; use the Gaussian/MSE option or rescale the data")
+        raise ConfigError(
+            f"{what} needs data in [0, 1], got values in [{lo:.3g}, {hi:.3g}]; use the Gaussian/MSE option or rescale the data"
+        )

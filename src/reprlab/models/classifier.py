@@ -9,6 +9,7 @@ Modes (``model.mode``):
   as above;
 * ``all``: full fine-tuning, the backbone at ``lr * model.backbone_lr_mult``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,11 +48,15 @@ class ClassifierConfig:
         _check(self.width >= 1, f"model.width must be >= 1, got {self.width}")
         _check(self.backbone_lr_mult > 0, f"model.backbone_lr_mult must be > 0, got {self.backbone_lr_mult}")
         if self.backbone == "resnet18":
-            _check(self.input_shape[0] in (1, 3), f"the resnet18 backbone takes 1 or 3 channels, got {self.input_shape[0]}")
+            _check(
+                self.input_shape[0] in (1, 3), f"the resnet18 backbone takes 1 or 3 channels, got {self.input_shape[0]}"
+            )
         n = BACKBONE_BLOCKS[self.backbone]
         if self.mode == "last-k":
-            _check(1 <= self.unfreeze <= n,
-                   f"model.unfreeze={self.unfreeze} but the {self.backbone} backbone has {n} blocks; choose 1..{n} (or mode all)")
+            _check(
+                1 <= self.unfreeze <= n,
+                f"model.unfreeze={self.unfreeze} but the {self.backbone} backbone has {n} blocks; choose 1..{n} (or mode all)",
+            )
 
 
 @register_model("classifier", config=ClassifierConfig)
@@ -76,7 +81,9 @@ class Classifier(ReprModel):
         if tuple(x.shape[1:]) != tuple(self.config.input_shape):
             # both backbones would run on other sizes (global pooling) and quietly give wrong answers
             have, want = "x".join(map(str, x.shape[1:])), "x".join(map(str, self.config.input_shape))
-            raise DataError(f"images are {have} but the classifier takes {want}; resize them first (reprlab transfer --resize)")
+            raise DataError(
+                f"images are {have} but the classifier takes {want}; resize them first (reprlab transfer --resize)"
+            )
         return self.backbone(x)  # (B, F)
 
     def forward_head(self, features: Tensor) -> Tensor:
@@ -159,7 +166,9 @@ class Classifier(ReprModel):
         return [opt]
 
     def on_train_step_start(self, step: int, total_steps: int) -> None:
-        self._lr_factor = 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1))) if self.config.lr_schedule == "cosine" else 1.0
+        self._lr_factor = (
+            0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1))) if self.config.lr_schedule == "cosine" else 1.0
+        )
 
     def train_step(self, batch: dict[str, Tensor], optimizers, backward) -> dict[str, Tensor]:
         (opt,) = optimizers
@@ -184,7 +193,7 @@ class Classifier(ReprModel):
         was = self.training
         self.eval()
         with torch.no_grad():
-            out = torch.cat([self(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+            out = torch.cat([self(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
         self.train(was)
         return out
 
@@ -210,6 +219,6 @@ class Classifier(ReprModel):
         was = self.training
         self.eval()
         with torch.no_grad():
-            out = torch.cat([take(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+            out = torch.cat([take(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
         self.train(was)
         return out

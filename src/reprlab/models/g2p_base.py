@@ -7,6 +7,7 @@ A G2P model implements ``encode(src) -> memory`` (any object) and
 ``decode_logits`` on the whole prefix; the models override it with an incremental state (the
 Transformer's key/value cache, the LSTM's (h, c)), so each step costs one position, not t.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,7 +39,10 @@ class G2PTrainingConfig:
         _check(0 <= self.dropout < 1, f"model.dropout must be in [0, 1), got {self.dropout}")
         _check(self.warmup >= 0, f"model.warmup must be >= 0, got {self.warmup}")
         _check(0 <= self.label_smoothing < 1, f"model.label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        _check(self.max_len >= 40, f"model.max_len must be >= 40 (CMUdict's longest word has 28 letters), got {self.max_len}")
+        _check(
+            self.max_len >= 40,
+            f"model.max_len must be >= 40 (CMUdict's longest word has 28 letters), got {self.max_len}",
+        )
 
 
 class G2PModel(ReprModel):

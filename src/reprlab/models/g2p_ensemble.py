@@ -6,6 +6,7 @@ distributions, renormalized). Greedy and beam search are those of ``G2PModel``, 
 may be of different kinds and sizes (Transformers, LSTMs); each keeps its own memory and
 incremental state. The ensemble is for decoding only: it is not trained and not registered.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -28,7 +29,9 @@ class G2PEnsemble(G2PModel):
             raise ConfigError("an ensemble needs at least one G2P model")
         for m in members:
             if not isinstance(m, G2PModel):
-                raise ConfigError(f"an ensemble member must be a G2P model, got {getattr(m, 'registry_name', type(m).__name__)}")
+                raise ConfigError(
+                    f"an ensemble member must be a G2P model, got {getattr(m, 'registry_name', type(m).__name__)}"
+                )
         super().__init__(members[0].config)
         self.members = nn.ModuleList(members)
 

@@ -16,12 +16,13 @@ Objectives (``objective``), with l = D's logit and f = the critic's score:
 Each engine step updates D once; G is updated on every ``n_critic``-th step (counted from the engine's
 global step, so resume stays exact). An EMA copy of G (``ema`` > 0) is optional; ``sample`` uses it.
 """
+
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -52,11 +53,16 @@ class DCGANConfig:
     grid_size: int = 64
 
     def __post_init__(self) -> None:
-        _check(self.objective in OBJECTIVES, f"model.objective {self.objective!r} is not valid; choose one of: {', '.join(OBJECTIVES)}")
+        _check(
+            self.objective in OBJECTIVES,
+            f"model.objective {self.objective!r} is not valid; choose one of: {', '.join(OBJECTIVES)}",
+        )
         _check(self.n_critic >= 1, f"model.n_critic must be >= 1 (D steps per G step), got {self.n_critic}")
         _check(len(self.input_shape) == 3, f"dcgan needs images (C, H, W), got input_shape {self.input_shape}")
-        _check(self.input_shape[1] % 4 == 0 and self.input_shape[2] % 4 == 0 and min(self.input_shape[1:]) >= 4,
-               f"dcgan needs image height and width divisible by 4, got {self.input_shape[1:]}")
+        _check(
+            self.input_shape[1] % 4 == 0 and self.input_shape[2] % 4 == 0 and min(self.input_shape[1:]) >= 4,
+            f"dcgan needs image height and width divisible by 4, got {self.input_shape[1:]}",
+        )
         _check(self.latent_dim >= 1, f"model.latent_dim must be >= 1, got {self.latent_dim}")
         _check(self.g_channels >= 1 and self.d_channels >= 1, "model.g_channels and model.d_channels must be >= 1")
         _check(self.gp_weight >= 0, f"model.gp_weight must be >= 0, got {self.gp_weight}")
@@ -77,9 +83,11 @@ class Generator(nn.Module):
         ch = channels
         self.net = nn.Sequential(
             nn.ConvTranspose2d(latent_dim, 4 * ch, (h // 4, w // 4), 1, 0, bias=False),  # (B, 4ch, H/4, W/4)
-            nn.BatchNorm2d(4 * ch), nn.ReLU(True),
+            nn.BatchNorm2d(4 * ch),
+            nn.ReLU(True),
             nn.ConvTranspose2d(4 * ch, 2 * ch, 4, 2, 1, bias=False),  # (B, 2ch, H/2, W/2)
-            nn.BatchNorm2d(2 * ch), nn.ReLU(True),
+            nn.BatchNorm2d(2 * ch),
+            nn.ReLU(True),
             nn.ConvTranspose2d(2 * ch, c, 4, 2, 1),  # (B, C, H, W)
             nn.Tanh(),
         )
@@ -96,8 +104,10 @@ class Discriminator(nn.Module):
         c, h, w = in_shape
         ch = channels
         self.net = nn.Sequential(
-            nn.Conv2d(c, ch, 4, 2, 1), nn.LeakyReLU(0.2, True),  # (B, ch, H/2, W/2)
-            nn.Conv2d(ch, 2 * ch, 4, 2, 1), nn.LeakyReLU(0.2, True),  # (B, 2ch, H/4, W/4)
+            nn.Conv2d(c, ch, 4, 2, 1),
+            nn.LeakyReLU(0.2, True),  # (B, ch, H/2, W/2)
+            nn.Conv2d(ch, 2 * ch, 4, 2, 1),
+            nn.LeakyReLU(0.2, True),  # (B, 2ch, H/4, W/4)
             nn.Flatten(),
             nn.Linear(2 * ch * (h // 4) * (w // 4), 1),
         )
@@ -152,8 +162,11 @@ class DCGAN(ReprModel):
     # ----------------------------------------------------------- sampling (no training code)
     def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         dev = next(self.parameters()).device
-        return torch.randn(n, self.config.latent_dim, generator=generator).to(dev) if generator is not None \
+        return (
+            torch.randn(n, self.config.latent_dim, generator=generator).to(dev)
+            if generator is not None
             else torch.randn(n, self.config.latent_dim, device=dev)
+        )
 
     def decode(self, z: Tensor) -> Tensor:
         """Images in [0, 1] from codes z (B, latent_dim), by the EMA generator when there is one."""
@@ -183,7 +196,11 @@ class DCGAN(ReprModel):
         return out
 
     def fixed_noise(self) -> Tensor:
-        return torch.randn(self.config.grid_size, self.config.latent_dim, generator=torch.Generator().manual_seed(self.config.grid_seed))
+        return torch.randn(
+            self.config.grid_size,
+            self.config.latent_dim,
+            generator=torch.Generator().manual_seed(self.config.grid_seed),
+        )
 
     @torch.no_grad()
     def fixed_grid(self) -> Tensor:
@@ -201,10 +218,17 @@ class DCGAN(ReprModel):
         if trainer_cfg.optimizer == "sgd":
             from ..train.engine import make_optimizer  # noqa: PLC0415 - only the helper, never the loop
 
-            return [make_optimizer(self.discriminator.parameters(), trainer_cfg, lr_d), make_optimizer(self.generator.parameters(), trainer_cfg, lr_g)]
+            return [
+                make_optimizer(self.discriminator.parameters(), trainer_cfg, lr_d),
+                make_optimizer(self.generator.parameters(), trainer_cfg, lr_g),
+            ]
         betas = (c.beta1, c.beta2)
-        return [torch.optim.Adam(self.discriminator.parameters(), lr=lr_d, betas=betas, weight_decay=trainer_cfg.weight_decay),
-                torch.optim.Adam(self.generator.parameters(), lr=lr_g, betas=betas, weight_decay=trainer_cfg.weight_decay)]
+        return [
+            torch.optim.Adam(
+                self.discriminator.parameters(), lr=lr_d, betas=betas, weight_decay=trainer_cfg.weight_decay
+            ),
+            torch.optim.Adam(self.generator.parameters(), lr=lr_g, betas=betas, weight_decay=trainer_cfg.weight_decay),
+        ]
 
     def on_train_step_start(self, step: int, total_steps: int) -> None:
         self._step = step
@@ -231,16 +255,25 @@ class DCGAN(ReprModel):
         # D (critic) step: only D's parameters get gradients. D has no BatchNorm, so real and fake
         # images can go through it as one batch.
         out_d = self.discriminator(torch.cat([x, fake_d]))
-        real_out, fake_out = out_d[: len(x)], out_d[len(x):]
+        real_out, fake_out = out_d[: len(x)], out_d[len(x) :]
         ld = d_loss(c.objective, real_out, fake_out)
-        gp = gradient_penalty(self.discriminator, x, fake_d) if c.objective == "wgan-gp" else torch.zeros((), device=x.device)
+        gp = (
+            gradient_penalty(self.discriminator, x, fake_d)
+            if c.objective == "wgan-gp"
+            else torch.zeros((), device=x.device)
+        )
         loss_d = ld + c.gp_weight * gp
         opt_d.zero_grad(set_to_none=True)
         backward(loss_d)
         opt_d.step()
-        out = {"loss": loss_d.detach(), "loss_d": loss_d.detach(), "gp": gp.detach(), **self._d_out(real_out, fake_out),
-               # G's loss against this step's D before its update; logged every step so epoch means are fair
-               "loss_g": g_loss(c.objective, fake_out.detach())}
+        out = {
+            "loss": loss_d.detach(),
+            "loss_d": loss_d.detach(),
+            "gp": gp.detach(),
+            **self._d_out(real_out, fake_out),
+            # G's loss against this step's D before its update; logged every step so epoch means are fair
+            "loss_g": g_loss(c.objective, fake_out.detach()),
+        }
 
         if g_turn:
             # G step against the updated D; D is frozen so its parameters collect no gradients
@@ -271,7 +304,12 @@ class DCGAN(ReprModel):
         z = torch.randn(x.shape[0], c.latent_dim, device=x.device)
         real_out, fake_out = self.discriminator(x), self.discriminator(self.generator(z))
         ld = d_loss(c.objective, real_out, fake_out)
-        return {"loss": ld, "loss_d": ld.detach(), "loss_g": g_loss(c.objective, fake_out).detach(), **self._d_out(real_out, fake_out)}
+        return {
+            "loss": ld,
+            "loss_d": ld.detach(),
+            "loss_g": g_loss(c.objective, fake_out).detach(),
+            **self._d_out(real_out, fake_out),
+        }
 
     def on_epoch_end(self, epoch: int) -> dict[str, float]:
         if self._run_dir is not None:

@@ -6,6 +6,7 @@ A *torchvision-format* state dict names backbone tensors as torchvision does (``
 loaded, skipped (shape mismatch), re-initialized (missing from the file) and ignored (unknown).
 Files are read without unpickling arbitrary objects: safetensors, or ``torch.load(weights_only=True)``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -35,14 +36,21 @@ def _unwrap(obj, where: str) -> dict[str, Tensor]:
                 obj = obj[key]
                 break
     if not isinstance(obj, dict) or not obj:
-        raise CheckpointError(f"{where} is not a state dict (a mapping of parameter names to tensors); it holds a {type(obj).__name__}")
+        raise CheckpointError(
+            f"{where} is not a state dict (a mapping of parameter names to tensors); it holds a {type(obj).__name__}"
+        )
     bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, Tensor)]
     if bad:
         raise CheckpointError(f"{where} is not a state dict: entry {bad[0]!r} is not a named tensor")
     # a reprlab classifier's own keys (backbone.*, head.*) are accepted too
-    if any(k.startswith("backbone.") for k in obj) and all(k.startswith(("backbone.", "head.", "feature_")) for k in obj):
-        obj = {(k[len("backbone."):] if k.startswith("backbone.") else HEAD_PREFIX + k[len("head."):]): v
-               for k, v in obj.items() if not k.startswith("feature_")}
+    if any(k.startswith("backbone.") for k in obj) and all(
+        k.startswith(("backbone.", "head.", "feature_")) for k in obj
+    ):
+        obj = {
+            (k[len("backbone.") :] if k.startswith("backbone.") else HEAD_PREFIX + k[len("head.") :]): v
+            for k, v in obj.items()
+            if not k.startswith("feature_")
+        }
     return dict(obj)
 
 
@@ -62,8 +70,10 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for a file that is not a tensor archive
-        raise CheckpointError(f"{p} is not a state dict torch can read safely ({e.__class__.__name__}); "
-                              "save it with torch.save(model.state_dict(), PATH) or as .safetensors") from None
+        raise CheckpointError(
+            f"{p} is not a state dict torch can read safely ({e.__class__.__name__}); "
+            "save it with torch.save(model.state_dict(), PATH) or as .safetensors"
+        ) from None
     return _unwrap(obj, str(p))
 
 
@@ -133,10 +143,15 @@ def load_backbone_weights(model, state: dict[str, Tensor], strict: bool = True, 
             f"(file keys look like {sorted(state)[:2]}, the backbone's like {list(own)[:2]}); is it the right file and --backbone?"
         )
     if strict and (rep.skipped or rep.reinitialized or rep.ignored):
-        raise CheckpointError(f"{where} does not match the {model.config.backbone} backbone: {rep.summary()}; "
-                              "pass --strict false to load the matching part and re-initialize the rest")
+        raise CheckpointError(
+            f"{where} does not match the {model.config.backbone} backbone: {rep.summary()}; "
+            "pass --strict false to load the matching part and re-initialize the rest"
+        )
     own.update({k: body[k] for k in rep.loaded})
     model.backbone.load_state_dict(own, strict=True)
-    rep.head = (f"head re-initialized for {model.config.num_classes} classes"
-                + (f" (the file's head {tuple(state[HEAD_PREFIX + 'weight'].shape)} is not used)" if HEAD_PREFIX + "weight" in state else ""))
+    rep.head = f"head re-initialized for {model.config.num_classes} classes" + (
+        f" (the file's head {tuple(state[HEAD_PREFIX + 'weight'].shape)} is not used)"
+        if HEAD_PREFIX + "weight" in state
+        else ""
+    )
     return rep

@@ -6,6 +6,7 @@ from a masked copy of it, Vincent et al. 2008); an RBM layer (``rbm``) learns it
 contrastive divergence. ``stacked_classifier`` is a sigmoid MLP with a softmax head; built
 with :meth:`StackedClassifier.from_stack` it reproduces the stack's codes exactly.
 """
+
 from __future__ import annotations
 
 import math
@@ -97,7 +98,10 @@ class StackedClassifierConfig:
     hidden: tuple[int, ...] = (256, 256, 256)
 
     def __post_init__(self) -> None:
-        _check(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), f"model.hidden must be positive sizes, got {self.hidden}")
+        _check(
+            len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden),
+            f"model.hidden must be positive sizes, got {self.hidden}",
+        )
         _check(self.num_classes >= 2, f"model.num_classes must be >= 2, got {self.num_classes}")
 
 
@@ -112,7 +116,9 @@ class StackedClassifier(ReprModel):
         self.head = nn.Linear(sizes[-1], config.num_classes)
 
     @classmethod
-    def from_stack(cls, layers: Sequence[nn.Module], input_shape: tuple[int, ...], num_classes: int) -> "StackedClassifier":
+    def from_stack(
+        cls, layers: Sequence[nn.Module], input_shape: tuple[int, ...], num_classes: int
+    ) -> "StackedClassifier":
         """A classifier whose hidden layers are copies of the stack's encoders, and a new random head."""
         hidden = tuple(int(encoder_weights(l)[0].shape[0]) for l in layers)
         model = cls(StackedClassifierConfig(tuple(input_shape), num_classes, hidden))
@@ -120,7 +126,9 @@ class StackedClassifier(ReprModel):
             for lin, layer in zip(model.layers, layers):
                 w, b = encoder_weights(layer)
                 if lin.weight.shape != w.shape:
-                    raise ConfigError(f"stack layer of shape {tuple(w.shape)} does not fit a classifier layer {tuple(lin.weight.shape)}")
+                    raise ConfigError(
+                        f"stack layer of shape {tuple(w.shape)} does not fit a classifier layer {tuple(lin.weight.shape)}"
+                    )
                 lin.weight.copy_(w)
                 lin.bias.copy_(b)
         return model

@@ -9,6 +9,7 @@ and contrastive divergence estimates the model term with v_k, k Gibbs steps from
 mean F(v_data) - mean F(v_k.detach()): its gradient is exactly the CD update, and any
 optimizer of the engine applies it. Inputs in [0, 1] are read as Bernoulli probabilities.
 """
+
 from __future__ import annotations
 
 import math

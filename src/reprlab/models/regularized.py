@@ -7,6 +7,7 @@ Both are MLP autoencoders (see ``autoencoders.py``) with one extra term or one e
 * ``dae_mlp``: the input is corrupted (Gaussian noise, masking, salt-and-pepper) before
   encoding and the model is trained to reconstruct the clean input.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -93,7 +94,12 @@ class SparseAutoencoder(MLPAutoencoder):
             l1 = h.abs().sum(1).mean()
             total = total + self.config.l1_weight * l1
             out["l1"] = l1.detach()
-        out.update(loss=total, recon=out["loss"].detach(), sparsity_kl=sparsity.detach(), mean_activation=rho_hat.mean().detach())
+        out.update(
+            loss=total,
+            recon=out["loss"].detach(),
+            sparsity_kl=sparsity.detach(),
+            mean_activation=rho_hat.mean().detach(),
+        )
         return out
 
 

@@ -6,6 +6,7 @@ each letter's encoding with the "general" form h_tᵀ W e_s (Luong et al. 2015),
 the scores weights the letters into a context c_t, and tanh(W_c [c_t; h_t]) predicts the phoneme.
 The recurrences are sequential in time, unlike the Transformer's attention layers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -67,7 +68,12 @@ class LSTMG2P(G2PModel):
 
     def expand_memory(self, memory, k: int):
         out, pad, h, c = memory
-        return out.repeat_interleave(k, 0), pad.repeat_interleave(k, 0), h.repeat_interleave(k, 1), c.repeat_interleave(k, 1)
+        return (
+            out.repeat_interleave(k, 0),
+            pad.repeat_interleave(k, 0),
+            h.repeat_interleave(k, 1),
+            c.repeat_interleave(k, 1),
+        )
 
     def decode_logits(self, memory, src: Tensor, tgt_in: Tensor) -> Tensor:
         enc, pad, h0, c0 = memory

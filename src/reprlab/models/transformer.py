@@ -14,6 +14,7 @@ residual path, so it trains without warm-up); ``norm="post"`` gives the original
 ``F.scaled_dot_product_attention`` (fused kernels) instead of the explicit softmax; both give
 the same numbers, and the explicit path can return the attention weights (heat maps).
 """
+
 from __future__ import annotations
 
 import math
@@ -30,7 +31,9 @@ from ..registry import register_model
 from .g2p_base import G2PModel, G2PTrainingConfig
 
 
-def attention(q: Tensor, k: Tensor, v: Tensor, blocked: Tensor | None = None, dropout: float = 0.0) -> tuple[Tensor, Tensor]:
+def attention(
+    q: Tensor, k: Tensor, v: Tensor, blocked: Tensor | None = None, dropout: float = 0.0
+) -> tuple[Tensor, Tensor]:
     """softmax(q kᵀ / √d) v with ``blocked`` (broadcast to (..., T, S), True = hidden) positions removed.
 
     q (..., T, d), k and v (..., S, d) -> output (..., T, d) and weights (..., T, S).
@@ -68,8 +71,14 @@ class MultiHeadAttention(nn.Module):
         b, t, d = x.shape
         return x.view(b, t, self.h, d // self.h).transpose(1, 2)  # (B, H, T, d_head)
 
-    def forward(self, query: Tensor, key: Tensor, value: Tensor, key_padding_mask: Tensor | None = None,
-                attn_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        key_padding_mask: Tensor | None = None,
+        attn_mask: Tensor | None = None,
+    ) -> Tensor:
         """query (B, T, D), key/value (B, S, D); key_padding_mask (B, S) and attn_mask (T, S), True = hidden."""
         return self.attend(self._heads(self.q(query)), *self.keys_values(key, value), key_padding_mask, attn_mask)
 
@@ -77,8 +86,9 @@ class MultiHeadAttention(nn.Module):
         """The projected keys and values (B, H, S, d_head): what a decoding cache keeps."""
         return self._heads(self.k(key)), self._heads(self.v(value))
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None = None,
-               attn_mask: Tensor | None = None) -> Tensor:
+    def attend(
+        self, q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None = None, attn_mask: Tensor | None = None
+    ) -> Tensor:
         """Attention of projected heads q (B, H, T, d_head) over k, v (B, H, S, d_head), then the output projection."""
         blocked = None
         if key_padding_mask is not None:
@@ -132,8 +142,17 @@ def _ffn(d: int, ff: int, dropout: float) -> nn.Sequential:
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, d: int, h: int, ff: int, dropout: float, pre: bool, sdpa: bool, attn_dropout: float = 0.0,
-                 ff_dropout: float = 0.0):
+    def __init__(
+        self,
+        d: int,
+        h: int,
+        ff: int,
+        dropout: float,
+        pre: bool,
+        sdpa: bool,
+        attn_dropout: float = 0.0,
+        ff_dropout: float = 0.0,
+    ):
         super().__init__()
         self.attn = MultiHeadAttention(d, h, attn_dropout, sdpa)
         self.ffn = _ffn(d, ff, ff_dropout)
@@ -145,8 +164,17 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, d: int, h: int, ff: int, dropout: float, pre: bool, sdpa: bool, attn_dropout: float = 0.0,
-                 ff_dropout: float = 0.0):
+    def __init__(
+        self,
+        d: int,
+        h: int,
+        ff: int,
+        dropout: float,
+        pre: bool,
+        sdpa: bool,
+        attn_dropout: float = 0.0,
+        ff_dropout: float = 0.0,
+    ):
         super().__init__()
         self.self_attn = MultiHeadAttention(d, h, attn_dropout, sdpa)
         self.cross_attn = MultiHeadAttention(d, h, attn_dropout, sdpa)
@@ -165,10 +193,15 @@ class DecoderLayer(nn.Module):
         def self_attend(z: Tensor) -> Tensor:
             k, v = self.self_attn.keys_values(z, z)
             cache[0], cache[1] = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
-            return self.self_attn.attend(self.self_attn._heads(self.self_attn.q(z)), cache[0], cache[1])  # all past: no mask
+            return self.self_attn.attend(
+                self.self_attn._heads(self.self_attn.q(z)), cache[0], cache[1]
+            )  # all past: no mask
 
         y = self.s1(y, self_attend)
-        y = self.s2(y, lambda z: self.cross_attn.attend(self.cross_attn._heads(self.cross_attn.q(z)), cache[2], cache[3], src_pad))
+        y = self.s2(
+            y,
+            lambda z: self.cross_attn.attend(self.cross_attn._heads(self.cross_attn.q(z)), cache[2], cache[3], src_pad),
+        )
         return self.s3(y, self.ffn)
 
 
@@ -192,8 +225,10 @@ class TransformerG2PConfig(G2PTrainingConfig):
         for name in ("attn_dropout", "ff_dropout"):
             _check(0 <= getattr(self, name) < 1, f"model.{name} must be in [0, 1), got {getattr(self, name)}")
         _check(self.d_model >= 2 and self.d_model % 2 == 0, f"model.d_model must be even and >= 2, got {self.d_model}")
-        _check(self.n_heads >= 1 and self.d_model % self.n_heads == 0,
-               f"model.n_heads must divide model.d_model ({self.d_model}), got {self.n_heads}")
+        _check(
+            self.n_heads >= 1 and self.d_model % self.n_heads == 0,
+            f"model.n_heads must divide model.d_model ({self.d_model}), got {self.n_heads}",
+        )
         _check(self.enc_layers >= 1 and self.dec_layers >= 1, "model.enc_layers and model.dec_layers must be >= 1")
         _check(self.ff >= 1, f"model.ff must be >= 1, got {self.ff}")
 
@@ -272,4 +307,11 @@ class TransformerG2P(G2PModel):
         return attn.last_weights.mean(1)
 
 
-__all__ = ["attention", "causal_mask", "MultiHeadAttention", "SinusoidalPositions", "TransformerG2P", "TransformerG2PConfig"]
+__all__ = [
+    "attention",
+    "causal_mask",
+    "MultiHeadAttention",
+    "SinusoidalPositions",
+    "TransformerG2P",
+    "TransformerG2PConfig",
+]

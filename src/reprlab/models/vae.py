@@ -10,6 +10,7 @@ with the KL scaled by β · warm-up (a linear ramp from 0 over ``kl_warmup`` ste
 ``binarize=True`` draws x ~ Bernoulli(pixel intensities) afresh at every training step
 (dynamic binarization); evaluation binarizes with a fixed seed so numbers are repeatable.
 """
+
 from __future__ import annotations
 
 import math
@@ -57,7 +58,10 @@ class _VAECommon:
         _check(self.latent_dim >= 1, f"model.latent_dim must be >= 1, got {self.latent_dim}")
         _check(self.beta >= 0, f"model.beta must be >= 0, got {self.beta}")
         _check(self.kl_warmup >= 0, f"model.kl_warmup must be >= 0, got {self.kl_warmup}")
-        _check(not (self.binarize and self.likelihood != "bernoulli"), "model.binarize=true needs model.likelihood=bernoulli")
+        _check(
+            not (self.binarize and self.likelihood != "bernoulli"),
+            "model.binarize=true needs model.likelihood=bernoulli",
+        )
 
 
 class _VAE(ReprModel):
@@ -220,7 +224,10 @@ class VAEConfig(_VAECommon):
 
     def __post_init__(self) -> None:
         self._check_common()
-        _check(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), f"model.hidden sizes must be >= 1, got {self.hidden}")
+        _check(
+            len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden),
+            f"model.hidden sizes must be >= 1, got {self.hidden}",
+        )
 
 
 @register_model("vae_mlp", config=VAEConfig)
@@ -236,7 +243,9 @@ class MLPVAE(_VAE):
         d = math.prod(config.input_shape)
         if config.gated:
             self.encoder = gated_mlp([d, *config.hidden])
-            self.decoder = nn.Sequential(gated_mlp([config.latent_dim, *reversed(config.hidden)]), nn.Linear(config.hidden[0], d))
+            self.decoder = nn.Sequential(
+                gated_mlp([config.latent_dim, *reversed(config.hidden)]), nn.Linear(config.hidden[0], d)
+            )
         else:
             self.encoder = mlp([d, *config.hidden], last_act=nn.ReLU())
             self.decoder = mlp([config.latent_dim, *reversed(config.hidden), d])

@@ -1,4 +1,5 @@
 """Figures shared by the CLI and the studies. Everything renders off-screen (Agg) to PNG."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,13 +45,24 @@ def image_grid(images: Tensor, path: str | Path, nrow: int | None = None, title:
     return path
 
 
-def reconstruction_grid(x: Tensor, x_hat: Tensor, path: str | Path, title: str = "top: input, bottom: reconstruction") -> Path:
+def reconstruction_grid(
+    x: Tensor, x_hat: Tensor, path: str | Path, title: str = "top: input, bottom: reconstruction"
+) -> Path:
     n = min(len(x), 16)
     both = torch.cat([x[:n], x_hat[:n].view_as(x[:n])])
     return image_grid(both, path, nrow=n, title=title)
 
 
-def line_plot(xs, series: dict[str, tuple[list, list]], path: str | Path, xlabel: str, ylabel: str, title: str = "", logx: bool = False, logy: bool = False) -> Path:
+def line_plot(
+    xs,
+    series: dict[str, tuple[list, list]],
+    path: str | Path,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    logx: bool = False,
+    logy: bool = False,
+) -> Path:
     """``series`` maps a label to (means, stds) over ``xs``; stds may be None."""
     path = Path(path)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -80,7 +92,10 @@ def scatter_2d(points: np.ndarray, labels: np.ndarray, path: str | Path, title: 
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     sc = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=3, alpha=0.7)
     if class_names is not None:
-        handles = [plt.Line2D([], [], marker="o", ls="", color=sc.cmap(sc.norm(i)), label=str(n)) for i, n in enumerate(class_names)]
+        handles = [
+            plt.Line2D([], [], marker="o", ls="", color=sc.cmap(sc.norm(i)), label=str(n))
+            for i, n in enumerate(class_names)
+        ]
         ax.legend(handles=handles, fontsize=6, loc="best", markerscale=0.8)
     if title:
         ax.set_title(title)

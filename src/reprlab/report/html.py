@@ -1,4 +1,5 @@
 """Build ``index.html`` and ``report.md`` from every ``*/results.json`` under a folder."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -27,7 +28,14 @@ def collect(folder: Path) -> list[dict[str, Any]]:
 def markdown(studies: list[dict[str, Any]]) -> str:
     lines = ["# reprlab report", ""]
     for s in studies:
-        lines += [f"## {s['title']}", "", f"**Claim.** {s['claim']}", "", f"**Verdict: {s['verdict']}** (`{s['command']}`, {s['seconds']:.0f} s)", ""]
+        lines += [
+            f"## {s['title']}",
+            "",
+            f"**Claim.** {s['claim']}",
+            "",
+            f"**Verdict: {s['verdict']}** (`{s['command']}`, {s['seconds']:.0f} s)",
+            "",
+        ]
         for f in s["findings"]:
             lines.append(f"- *{f['verdict']}*: {f['claim']} ({f['evidence']})")
         lines.append("")
@@ -50,7 +58,9 @@ def build_report(folder: Path) -> tuple[Path, Path]:
 
     studies = collect(Path(folder))
     env = Environment(loader=PackageLoader("reprlab", "report/templates"), autoescape=select_autoescape(["html", "j2"]))
-    html = env.get_template("index.html.j2").render(studies=studies, generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"))
+    html = env.get_template("index.html.j2").render(
+        studies=studies, generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    )
     hp, mp = Path(folder) / "index.html", Path(folder) / "report.md"
     atomic_write_text(hp, html)
     atomic_write_text(mp, markdown(studies))

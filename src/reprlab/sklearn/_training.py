@@ -1,4 +1,5 @@
 """What the scikit-learn estimators share: feature scaling and one seeded engine fit."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,7 +25,9 @@ def fit_registered_model(est, name: str, xt: torch.Tensor, **model_kwargs):
     seed = 0 if est.random_state is None else int(est.random_state)
     seed_everything(seed)
     model = create_model(name, **model_kwargs)
-    cfg = TrainerConfig(epochs=est.epochs, batch_size=est.batch_size, lr=est.lr, seed=seed, progress=False, tensorboard=False)
+    cfg = TrainerConfig(
+        epochs=est.epochs, batch_size=est.batch_size, lr=est.lr, seed=seed, progress=False, tensorboard=False
+    )
     Trainer(cfg).fit(model, TensorBatches({"x": xt}, min(est.batch_size, len(xt)), seed=seed))
     return model.eval()
 

@@ -1,4 +1,5 @@
 """``DomainAdaptationClassifier``: a domain-adapted MLP classifier as a scikit-learn estimator."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,18 @@ class DomainAdaptationClassifier(ClassifierMixin, BaseEstimator):
     standardized with statistics of source and target together.
     """
 
-    def __init__(self, method: str = "dann", hidden: tuple[int, ...] = (32, 32), feature_dim: int = 32, epochs: int = 100,
-                 batch_size: int = 64, lr: float = 1e-3, weight: float | None = None, threshold: float = 0.9, random_state: int | None = None):
+    def __init__(
+        self,
+        method: str = "dann",
+        hidden: tuple[int, ...] = (32, 32),
+        feature_dim: int = 32,
+        epochs: int = 100,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        weight: float | None = None,
+        threshold: float = 0.9,
+        random_state: int | None = None,
+    ):
         self.method = method
         self.hidden = hidden
         self.feature_dim = feature_dim
@@ -48,7 +59,9 @@ class DomainAdaptationClassifier(ClassifierMixin, BaseEstimator):
             X_t, y_t = X, (y if y_t is None else y_t)
         X_t = check_array(X_t, dtype=np.float32)
         if X_t.shape[1] != X.shape[1]:
-            raise ValueError(f"X_t has {X_t.shape[1]} features, X has {X.shape[1]}; both domains need the same features")
+            raise ValueError(
+                f"X_t has {X_t.shape[1]} features, X has {X.shape[1]}; both domains need the same features"
+            )
         if self.method == "target-oracle" and y_t is None:
             raise ValueError("method='target-oracle' trains on the target labels: pass y_t")
         yt = self.label_encoder_.transform(np.asarray(y_t)) if y_t is not None else np.zeros(len(X_t), dtype=np.int64)
@@ -56,7 +69,12 @@ class DomainAdaptationClassifier(ClassifierMixin, BaseEstimator):
         self.mean_ = both.mean(0)
         self.scale_ = both.std(0)
         self.scale_[self.scale_ == 0] = 1.0
-        kw = dict(input_shape=(X.shape[1],), num_classes=max(len(self.classes_), 2), hidden=tuple(self.hidden), feature_dim=self.feature_dim)
+        kw = dict(
+            input_shape=(X.shape[1],),
+            num_classes=max(len(self.classes_), 2),
+            hidden=tuple(self.hidden),
+            feature_dim=self.feature_dim,
+        )
         if self.weight is not None:
             kw["weight"] = self.weight
         if self.method == "pseudo-label":
@@ -65,9 +83,15 @@ class DomainAdaptationClassifier(ClassifierMixin, BaseEstimator):
         seed_everything(seed)
         self.model_ = create_model(name, **kw)
         tens = lambda a: torch.from_numpy(((a - self.mean_) / self.scale_).astype(np.float32))  # noqa: E731
-        data = PairedBatches((tens(X), torch.from_numpy(ys.astype(np.int64))), (tens(X_t), torch.from_numpy(yt.astype(np.int64))),
-                             min(self.batch_size, len(X)), seed=seed)
-        cfg = TrainerConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=seed, progress=False, tensorboard=False)
+        data = PairedBatches(
+            (tens(X), torch.from_numpy(ys.astype(np.int64))),
+            (tens(X_t), torch.from_numpy(yt.astype(np.int64))),
+            min(self.batch_size, len(X)),
+            seed=seed,
+        )
+        cfg = TrainerConfig(
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=seed, progress=False, tensorboard=False
+        )
         Trainer(cfg).fit(self.model_, data)
         self.model_.eval()
         return self
@@ -75,7 +99,11 @@ class DomainAdaptationClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         check_is_fitted(self, "model_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
-        p = self.model_.predict_proba(torch.from_numpy(((X - self.mean_) / self.scale_).astype(np.float32))).numpy().astype(np.float64)
+        p = (
+            self.model_.predict_proba(torch.from_numpy(((X - self.mean_) / self.scale_).astype(np.float32)))
+            .numpy()
+            .astype(np.float64)
+        )
         return p[:, : len(self.classes_)] / p[:, : len(self.classes_)].sum(1, keepdims=True)
 
     def predict(self, X):

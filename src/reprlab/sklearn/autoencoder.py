@@ -1,4 +1,5 @@
 """``AutoencoderTransformer``: an MLP autoencoder as a scikit-learn transformer."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,7 +17,15 @@ class AutoencoderTransformer(ScaledCodeMixin, TransformerMixin, BaseEstimator):
     the codes; ``inverse_transform`` decodes codes back to the original feature space.
     """
 
-    def __init__(self, code_dim: int = 8, hidden: tuple[int, ...] = (64,), epochs: int = 20, batch_size: int = 64, lr: float = 1e-3, random_state: int | None = None):
+    def __init__(
+        self,
+        code_dim: int = 8,
+        hidden: tuple[int, ...] = (64,),
+        epochs: int = 20,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        random_state: int | None = None,
+    ):
         self.code_dim = code_dim
         self.hidden = hidden
         self.epochs = epochs
@@ -28,10 +37,16 @@ class AutoencoderTransformer(ScaledCodeMixin, TransformerMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float32)
         self.mean_, self.scale_ = standardization(X)
         xt = torch.from_numpy(self._scale(X))
-        self.model_ = fit_registered_model(self, "ae_mlp", xt, input_shape=(X.shape[1],), code_dim=self.code_dim,
-                                           hidden=tuple(self.hidden), output="identity")
+        self.model_ = fit_registered_model(
+            self,
+            "ae_mlp",
+            xt,
+            input_shape=(X.shape[1],),
+            code_dim=self.code_dim,
+            hidden=tuple(self.hidden),
+            output="identity",
+        )
         return self
-
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

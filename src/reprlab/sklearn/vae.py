@@ -1,4 +1,5 @@
 """``VAETransformer``: an MLP variational autoencoder as a scikit-learn transformer that can sample."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,17 @@ class VAETransformer(ScaledCodeMixin, TransformerMixin, BaseEstimator):
     prior and the decoder's mean; ``inverse_transform`` decodes codes back to feature space.
     """
 
-    def __init__(self, latent_dim: int = 2, hidden: tuple[int, ...] = (64,), likelihood: str = "gaussian", beta: float = 1.0,
-                 epochs: int = 30, batch_size: int = 64, lr: float = 1e-3, random_state: int | None = None):
+    def __init__(
+        self,
+        latent_dim: int = 2,
+        hidden: tuple[int, ...] = (64,),
+        likelihood: str = "gaussian",
+        beta: float = 1.0,
+        epochs: int = 30,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        random_state: int | None = None,
+    ):
         self.latent_dim = latent_dim
         self.hidden = hidden
         self.likelihood = likelihood
@@ -36,11 +46,17 @@ class VAETransformer(ScaledCodeMixin, TransformerMixin, BaseEstimator):
             self.mean_, self.scale_ = np.zeros(X.shape[1], np.float32), np.ones(X.shape[1], np.float32)
         else:
             self.mean_, self.scale_ = standardization(X)
-        self.model_ = fit_registered_model(self, "vae_mlp", torch.from_numpy(self._scale(X)), input_shape=(X.shape[1],),
-                                           latent_dim=self.latent_dim, hidden=tuple(self.hidden),
-                                           likelihood=self.likelihood, beta=self.beta)
+        self.model_ = fit_registered_model(
+            self,
+            "vae_mlp",
+            torch.from_numpy(self._scale(X)),
+            input_shape=(X.shape[1],),
+            latent_dim=self.latent_dim,
+            hidden=tuple(self.hidden),
+            likelihood=self.likelihood,
+            beta=self.beta,
+        )
         return self
-
 
     def sample(self, n_samples: int = 1, random_state=None) -> np.ndarray:
         """``n_samples`` rows decoded from z ~ N(0, I), in the original feature space."""

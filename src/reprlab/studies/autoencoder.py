@@ -3,6 +3,7 @@
 Measures test reconstruction MSE against code size for the MLP autoencoder and for PCA,
 compares MSE and BCE training, and draws 2-D latent maps (AE vs PCA) scored by 5-NN accuracy.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,13 +28,17 @@ def _train_ae(x_tr: torch.Tensor, code: int, loss: str, seed: int, epochs: int, 
     seed_everything(seed)
     model = create_model("ae_mlp", input_shape=tuple(x_tr.shape[1:]), code_dim=code, loss=loss)
     cfg = TrainerConfig(epochs=epochs, batch_size=128, lr=1e-3, seed=seed, progress=progress, tensorboard=False)
-    Trainer(cfg, description=f"ae code={code} {loss} seed={seed}").fit(model, TensorBatches({"x": x_tr}, 128, seed=seed))
+    Trainer(cfg, description=f"ae code={code} {loss} seed={seed}").fit(
+        model, TensorBatches({"x": x_tr}, 128, seed=seed)
+    )
     return model.eval()
 
 
 def _mse(model, x: torch.Tensor) -> float:
     with torch.no_grad():
-        return float(sum(((model(x[i:i + 2000]) - x[i:i + 2000]) ** 2).sum() for i in range(0, len(x), 2000)) / x.numel())
+        return float(
+            sum(((model(x[i : i + 2000]) - x[i : i + 2000]) ** 2).sum() for i in range(0, len(x), 2000)) / x.numel()
+        )
 
 
 def _encode(model, x: torch.Tensor) -> np.ndarray:
@@ -61,9 +66,11 @@ def run(ctx: StudyContext) -> StudyResult:
     data, (x_tr, y_tr), (x_te, y_te) = ctx.images(p["dataset"], p["n_train"])
     flat_tr, flat_te = x_tr.flatten(1).numpy(), x_te.flatten(1).numpy()
     res = StudyResult(
-        "autoencoder", "Autoencoders vs PCA",
+        "autoencoder",
+        "Autoencoders vs PCA",
         "A nonlinear autoencoder reconstructs better than PCA (a linear projection) at the same code size.",
-        ctx.preset, f"reprlab study autoencoder --preset {ctx.preset}",
+        ctx.preset,
+        f"reprlab study autoencoder --preset {ctx.preset}",
     )
 
     ae_mse: dict[int, list[float]] = {}
@@ -82,16 +89,42 @@ def run(ctx: StudyContext) -> StudyResult:
         m, sd = mean_std(ae_mse[k])
         win = m + 2 * sd < pca_mse[k]
         wins.append(win)
-        rows.append([k, fmt(ae_mse[k]), f"{pca_mse[k]:.4g}", f"{pca_mse[k] / m:.2f}", "AE" if win else ("PCA" if m - 2 * sd > pca_mse[k] else "tie")])
-    res.tables.append(Table(
-        "Test reconstruction MSE (per pixel) against code size",
-        ["code size", f"MLP AE (mean ± std, {len(ctx.seeds)} seeds)", "PCA", "PCA / AE", "better (2σ)"], rows,
-        f"{data.name}, {len(x_tr)} training images, {p['epochs']} epochs, Adam 1e-3, batch 128, MLP {x_tr[0].numel()}-512-256-k; test set of {len(x_te)}.",
-    ))
-    line_plot(list(p["codes"]), {"MLP autoencoder": ([mean_std(ae_mse[k])[0] for k in p["codes"]], [mean_std(ae_mse[k])[1] for k in p["codes"]]),
-                                 "PCA": ([pca_mse[k] for k in p["codes"]], None)},
-              ctx.path("mse_vs_code.png"), "code size", "test MSE per pixel", "Reconstruction error against code size", logx=True, logy=True)
-    res.figures.append(Figure("mse_vs_code.png", "Test reconstruction MSE against code size (band: ±1 std over seeds)."))
+        rows.append(
+            [
+                k,
+                fmt(ae_mse[k]),
+                f"{pca_mse[k]:.4g}",
+                f"{pca_mse[k] / m:.2f}",
+                "AE" if win else ("PCA" if m - 2 * sd > pca_mse[k] else "tie"),
+            ]
+        )
+    res.tables.append(
+        Table(
+            "Test reconstruction MSE (per pixel) against code size",
+            ["code size", f"MLP AE (mean ± std, {len(ctx.seeds)} seeds)", "PCA", "PCA / AE", "better (2σ)"],
+            rows,
+            f"{data.name}, {len(x_tr)} training images, {p['epochs']} epochs, Adam 1e-3, batch 128, MLP {x_tr[0].numel()}-512-256-k; test set of {len(x_te)}.",
+        )
+    )
+    line_plot(
+        list(p["codes"]),
+        {
+            "MLP autoencoder": (
+                [mean_std(ae_mse[k])[0] for k in p["codes"]],
+                [mean_std(ae_mse[k])[1] for k in p["codes"]],
+            ),
+            "PCA": ([pca_mse[k] for k in p["codes"]], None),
+        },
+        ctx.path("mse_vs_code.png"),
+        "code size",
+        "test MSE per pixel",
+        "Reconstruction error against code size",
+        logx=True,
+        logy=True,
+    )
+    res.figures.append(
+        Figure("mse_vs_code.png", "Test reconstruction MSE against code size (band: ±1 std over seeds).")
+    )
     codes = list(p["codes"])
     flat = [k for a, k in zip(codes, codes[1:]) if mean_std(ae_mse[k])[0] > 0.95 * mean_std(ae_mse[a])[0]]
     if flat:
@@ -100,21 +133,33 @@ def run(ctx: StudyContext) -> StudyResult:
             "PCA's keeps falling: with this training budget the network is limited by optimization, not by its code size."
         )
     won = [k for k, w in zip(p["codes"], wins) if w]
-    res.findings.append(Finding(
-        "The autoencoder's test MSE is lower than PCA's at every code size (by more than 2 std of the seeds).",
-        verdict_of(wins),
-        f"AE wins at code sizes {won or 'none'} of {list(p['codes'])}; " + ", ".join(f"k={k}: AE {mean_std(ae_mse[k])[0]:.4f} vs PCA {pca_mse[k]:.4f}" for k in p["codes"]),
-    ))
+    res.findings.append(
+        Finding(
+            "The autoencoder's test MSE is lower than PCA's at every code size (by more than 2 std of the seeds).",
+            verdict_of(wins),
+            f"AE wins at code sizes {won or 'none'} of {list(p['codes'])}; "
+            + ", ".join(f"k={k}: AE {mean_std(ae_mse[k])[0]:.4f} vs PCA {pca_mse[k]:.4f}" for k in p["codes"]),
+        )
+    )
 
     # MSE against BCE training at one code size, both scored in MSE
     k = p["loss_code"]
     bce = [_mse(_train_ae(x_tr, k, "bce", s, p["epochs"], ctx.progress), x_te) for s in ctx.seeds]
-    res.tables.append(Table(
-        f"Training loss: MSE against BCE (code size {k}), scored by test MSE",
-        ["training loss", "test MSE"], [["MSE", fmt(ae_mse[k])], ["BCE (sigmoid outputs)", fmt(bce)]],
-        "BCE treats pixels as Bernoulli probabilities; it weights errors near 0 and 1 more heavily than MSE does.",
-    ))
-    res.data.update({"ae_mse": {str(k): v for k, v in ae_mse.items()}, "pca_mse": {str(k): v for k, v in pca_mse.items()}, "bce_mse": bce})
+    res.tables.append(
+        Table(
+            f"Training loss: MSE against BCE (code size {k}), scored by test MSE",
+            ["training loss", "test MSE"],
+            [["MSE", fmt(ae_mse[k])], ["BCE (sigmoid outputs)", fmt(bce)]],
+            "BCE treats pixels as Bernoulli probabilities; it weights errors near 0 and 1 more heavily than MSE does.",
+        )
+    )
+    res.data.update(
+        {
+            "ae_mse": {str(k): v for k, v in ae_mse.items()},
+            "pca_mse": {str(k): v for k, v in pca_mse.items()},
+            "bce_mse": bce,
+        }
+    )
 
     # 2-D latent maps, scored by 5-NN accuracy on the test codes
     if 2 in p["codes"]:
@@ -125,23 +170,51 @@ def run(ctx: StudyContext) -> StudyResult:
         acc_ae = _knn_acc(z_ae_tr, y_tr.numpy(), z_ae_te, y_te.numpy())
         acc_pca = _knn_acc(z_pca_tr, y_tr.numpy(), z_pca_te, y_te.numpy())
         n = min(3000, len(x_te))
-        scatter_2d(z_ae_te[:n], y_te.numpy()[:n], ctx.path("latent_ae.png"), f"AE 2-D code (5-NN acc {acc_ae:.2f})", data.classes)
-        scatter_2d(z_pca_te[:n], y_te.numpy()[:n], ctx.path("latent_pca.png"), f"PCA 2-D (5-NN acc {acc_pca:.2f})", data.classes)
-        res.figures += [Figure("latent_ae.png", "2-D autoencoder code of test images, coloured by class."),
-                        Figure("latent_pca.png", "First two principal components of the same images.")]
-        res.tables.append(Table("Class structure of 2-D codes (5-NN test accuracy)", ["code", "5-NN accuracy"],
-                                [["MLP AE (k=2)", f"{acc_ae:.3f}"], ["PCA (k=2)", f"{acc_pca:.3f}"]]))
-        res.findings.append(Finding(
-            "A 2-D nonlinear code separates the classes better than the first two principal components.",
-            "supported" if acc_ae > acc_pca else "not supported",
-            f"5-NN accuracy on 2-D test codes: AE {acc_ae:.3f}, PCA {acc_pca:.3f}",
-        ))
+        scatter_2d(
+            z_ae_te[:n],
+            y_te.numpy()[:n],
+            ctx.path("latent_ae.png"),
+            f"AE 2-D code (5-NN acc {acc_ae:.2f})",
+            data.classes,
+        )
+        scatter_2d(
+            z_pca_te[:n],
+            y_te.numpy()[:n],
+            ctx.path("latent_pca.png"),
+            f"PCA 2-D (5-NN acc {acc_pca:.2f})",
+            data.classes,
+        )
+        res.figures += [
+            Figure("latent_ae.png", "2-D autoencoder code of test images, coloured by class."),
+            Figure("latent_pca.png", "First two principal components of the same images."),
+        ]
+        res.tables.append(
+            Table(
+                "Class structure of 2-D codes (5-NN test accuracy)",
+                ["code", "5-NN accuracy"],
+                [["MLP AE (k=2)", f"{acc_ae:.3f}"], ["PCA (k=2)", f"{acc_pca:.3f}"]],
+            )
+        )
+        res.findings.append(
+            Finding(
+                "A 2-D nonlinear code separates the classes better than the first two principal components.",
+                "supported" if acc_ae > acc_pca else "not supported",
+                f"5-NN accuracy on 2-D test codes: AE {acc_ae:.3f}, PCA {acc_pca:.3f}",
+            )
+        )
         res.data["knn_2d"] = {"ae": acc_ae, "pca": acc_pca}
 
     big = models[(max(p["codes"]), ctx.seeds[0])]
     with torch.no_grad():
         reconstruction_grid(x_te[:12], big(x_te[:12]), ctx.path("reconstructions.png"))
-    res.figures.append(Figure("reconstructions.png", f"Test images (top) and their reconstructions from a {max(p['codes'])}-d code (bottom)."))
+    res.figures.append(
+        Figure(
+            "reconstructions.png",
+            f"Test images (top) and their reconstructions from a {max(p['codes'])}-d code (bottom).",
+        )
+    )
     if ctx.preset != "full":
-        res.notes.append(f"The {ctx.preset} preset trains on {len(x_tr)} images for {p['epochs']} epochs; the full preset uses all 55,000 for 40 epochs.")
+        res.notes.append(
+            f"The {ctx.preset} preset trains on {len(x_tr)} images for {p['epochs']} epochs; the full preset uses all 55,000 for 40 epochs."
+        )
     return res

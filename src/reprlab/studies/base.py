@@ -7,6 +7,7 @@ PNG figures into ``ctx.out``, and returns tables and a verdict *computed from th
 Presets: ``smoke`` (seconds, for tests), ``quick`` (the demo: all studies in ~15 minutes on
 2 CPU cores), ``full`` (published-quality numbers; may take hours).
 """
+
 from __future__ import annotations
 
 import json
@@ -148,7 +149,14 @@ def get_study(name: str) -> StudySpec:
     return _STUDIES[name]
 
 
-def run_study(name: str, preset: str, out_root: Path, data_dir: str | None = None, seeds: tuple[int, ...] | None = None, progress: bool = True) -> StudyResult:
+def run_study(
+    name: str,
+    preset: str,
+    out_root: Path,
+    data_dir: str | None = None,
+    seeds: tuple[int, ...] | None = None,
+    progress: bool = True,
+) -> StudyResult:
     from ..train.checkpoint import atomic_write_text
 
     if preset not in PRESETS:
@@ -156,7 +164,9 @@ def run_study(name: str, preset: str, out_root: Path, data_dir: str | None = Non
     spec = get_study(name)
     out = Path(out_root) / name
     out.mkdir(parents=True, exist_ok=True)
-    ctx = StudyContext(name, preset, out, data_dir, seeds if seeds else ((0,) if preset == "smoke" else (0, 1, 2)), progress)
+    ctx = StudyContext(
+        name, preset, out, data_dir, seeds if seeds else ((0,) if preset == "smoke" else (0, 1, 2)), progress
+    )
     t0 = time.perf_counter()
     result = spec.fn(ctx)
     result.seconds = time.perf_counter() - t0

@@ -7,11 +7,10 @@ Each depth-d classifier is then fine-tuned end to end on a stratified label budg
 the same architecture from random initialization with the same labels, optimizer, lr and
 number of steps. Scored by test error, mean ± std over seeds.
 """
+
 from __future__ import annotations
 
-import math
 
-import numpy as np
 import torch
 
 from ..config import TrainerConfig
@@ -26,12 +25,42 @@ from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_s
 
 PRESETS = {
     # unlab: unlabelled images for pre-training (0 = all); min_steps: fine-tuning steps at least
-    "smoke": dict(dataset="digits", unlab=0, width=32, depths=(1, 2), budgets=(50, 500), pre_epochs=3,
-                  ft_epochs=1, min_steps=40, types=("dae", "rbm"), target=(50, 2)),
-    "quick": dict(dataset="fashion-mnist", unlab=10000, width=256, depths=(1, 3), budgets=(100, 1000, 10000), pre_epochs=2,
-                  ft_epochs=1, min_steps=250, types=("dae", "rbm"), target=(1000, 3)),
-    "full": dict(dataset="fashion-mnist", unlab=0, width=500, depths=(1, 3, 5), budgets=(100, 1000, 10000, 60000),
-                 pre_epochs=15, ft_epochs=10, min_steps=2000, types=("dae", "rbm"), target=(1000, 3)),
+    "smoke": dict(
+        dataset="digits",
+        unlab=0,
+        width=32,
+        depths=(1, 2),
+        budgets=(50, 500),
+        pre_epochs=3,
+        ft_epochs=1,
+        min_steps=40,
+        types=("dae", "rbm"),
+        target=(50, 2),
+    ),
+    "quick": dict(
+        dataset="fashion-mnist",
+        unlab=10000,
+        width=256,
+        depths=(1, 3),
+        budgets=(100, 1000, 10000),
+        pre_epochs=2,
+        ft_epochs=1,
+        min_steps=250,
+        types=("dae", "rbm"),
+        target=(1000, 3),
+    ),
+    "full": dict(
+        dataset="fashion-mnist",
+        unlab=0,
+        width=500,
+        depths=(1, 3, 5),
+        budgets=(100, 1000, 10000, 60000),
+        pre_epochs=15,
+        ft_epochs=10,
+        min_steps=2000,
+        types=("dae", "rbm"),
+        target=(1000, 3),
+    ),
 }
 BATCH = 64
 # one thread: these matrices are small, and on a shared 2-core machine two spinning threads per
@@ -44,12 +73,14 @@ NAMES = {"dae": "stacked DAE", "ae": "stacked AE", "rbm": "DBN (RBMs)", "random"
 def _test_error(model, x: torch.Tensor, y: torch.Tensor) -> float:
     model.eval()
     with torch.no_grad():
-        wrong = sum(int((model(x[i:i + 4096]).argmax(1) != y[i:i + 4096]).sum()) for i in range(0, len(x), 4096))
+        wrong = sum(int((model(x[i : i + 4096]).argmax(1) != y[i : i + 4096]).sum()) for i in range(0, len(x), 4096))
     return wrong / len(x)
 
 
 def _finetune(model, x, y, steps_epochs: int, seed: int, progress: bool, what: str) -> None:
-    cfg = TrainerConfig(epochs=steps_epochs, batch_size=BATCH, lr=FT_LR, seed=seed, progress=progress, tensorboard=False, threads=1)
+    cfg = TrainerConfig(
+        epochs=steps_epochs, batch_size=BATCH, lr=FT_LR, seed=seed, progress=progress, tensorboard=False, threads=1
+    )
     Trainer(cfg, description=what).fit(model, TensorBatches({"x": x, "y": y}, BATCH, seed=seed))
 
 
@@ -73,10 +104,12 @@ def run(ctx: StudyContext) -> StudyResult:
     depths, types, seeds = p["depths"], p["types"], ctx.seeds
     layers = tuple([p["width"]] * max(depths))
     res = StudyResult(
-        "pretraining", "Greedy layer-wise pre-training vs random init",
+        "pretraining",
+        "Greedy layer-wise pre-training vs random init",
         "At the same architecture, labels and fine-tuning budget, greedy layer-wise pre-training (stacked DAE, DBN) "
         "gives lower test error than random initialization; the benefit shrinks as labels grow.",
-        ctx.preset, f"reprlab study pretraining --preset {ctx.preset}",
+        ctx.preset,
+        f"reprlab study pretraining --preset {ctx.preset}",
     )
 
     err: dict[tuple[str, int, int], list[float]] = {}  # (arm, depth, budget) -> per-seed test errors
@@ -85,7 +118,15 @@ def run(ctx: StudyContext) -> StudyResult:
     for s in seeds:
         stacks = {}
         for t in types:
-            cfg = TrainerConfig(epochs=p["pre_epochs"], batch_size=BATCH, lr=PRE_LR[t], seed=s, progress=ctx.progress, tensorboard=False, threads=1)
+            cfg = TrainerConfig(
+                epochs=p["pre_epochs"],
+                batch_size=BATCH,
+                lr=PRE_LR[t],
+                seed=s,
+                progress=ctx.progress,
+                tensorboard=False,
+                threads=1,
+            )
             stacks[t] = stack = pretrain_stack(x_unlab, StackSpec(layers, t), cfg, x_eval=x_te)
             for sc in stack.scores:
                 recon.setdefault((t, sc["layer"]), []).append(sc["eval/recon"])
@@ -98,8 +139,12 @@ def run(ctx: StudyContext) -> StudyResult:
                 for arm in ("random", *types):
                     seed_everything(s)
                     if arm == "random":
-                        model = create_model("stacked_classifier", input_shape=tuple(x_all.shape[1:]),
-                                             num_classes=data.num_classes, hidden=layers[:d])
+                        model = create_model(
+                            "stacked_classifier",
+                            input_shape=tuple(x_all.shape[1:]),
+                            num_classes=data.num_classes,
+                            hidden=layers[:d],
+                        )
                     else:
                         model = classifier_from_stack(stacks[arm], data.num_classes, d)
                     _finetune(model, xb, yb, epochs, s, ctx.progress, f"{arm} depth {d} labels {b} seed {s}")
@@ -119,45 +164,80 @@ def run(ctx: StudyContext) -> StudyResult:
                 cells.append(dict(type=t, depth=d, budget=b, gain=gain, sigma=sigma, significant=sig))
                 row.append(f"{100 * gain:+.2f}" + (" *" if sig else ""))
             rows.append(row)
-    res.tables.append(Table(
-        "Test error (%) by depth and label budget",
-        ["depth", "labels"] + [f"{NAMES[a]} (mean ± std)" for a in arms] + [f"gain {NAMES[t]} (pts)" for t in types], rows,
-        f"{data.name}; {len(seeds)} seed(s); hidden layers of {p['width']} sigmoid units; pre-training on "
-        f"{len(x_unlab)} unlabelled images, {p['pre_epochs']} epochs per layer (Adam, lr {PRE_LR['dae']} for DAE with 25% masking, "
-        f"{PRE_LR['rbm']} for CD-1 RBMs); fine-tuning: Adam lr {FT_LR}, batch {BATCH}, at least {p['min_steps']} steps "
-        f"and {p['ft_epochs']} epoch(s), identical for every arm; test set of {len(x_te)}. gain = random − pre-trained error; "
-        "* = gain larger than 2 std of the seeds (the larger std of the two arms).",
-    ))
+    res.tables.append(
+        Table(
+            "Test error (%) by depth and label budget",
+            ["depth", "labels"]
+            + [f"{NAMES[a]} (mean ± std)" for a in arms]
+            + [f"gain {NAMES[t]} (pts)" for t in types],
+            rows,
+            f"{data.name}; {len(seeds)} seed(s); hidden layers of {p['width']} sigmoid units; pre-training on "
+            f"{len(x_unlab)} unlabelled images, {p['pre_epochs']} epochs per layer (Adam, lr {PRE_LR['dae']} for DAE with 25% masking, "
+            f"{PRE_LR['rbm']} for CD-1 RBMs); fine-tuning: Adam lr {FT_LR}, batch {BATCH}, at least {p['min_steps']} steps "
+            f"and {p['ft_epochs']} epoch(s), identical for every arm; test set of {len(x_te)}. gain = random − pre-trained error; "
+            "* = gain larger than 2 std of the seeds (the larger std of the two arms).",
+        )
+    )
     for d in depths:
-        series = {NAMES[a]: ([100 * mean_std(err[(a, d, b)])[0] for b in budgets], [100 * mean_std(err[(a, d, b)])[1] for b in budgets]) for a in arms}
-        line_plot(budgets, series, ctx.path(f"error_depth{d}.png"), "labelled examples", "test error (%)",
-                  f"Depth {d}: test error against label budget", logx=True)
-        res.figures.append(Figure(f"error_depth{d}.png", f"Depth {d}: test error against the label budget (band: ±1 std over seeds)."))
+        series = {
+            NAMES[a]: (
+                [100 * mean_std(err[(a, d, b)])[0] for b in budgets],
+                [100 * mean_std(err[(a, d, b)])[1] for b in budgets],
+            )
+            for a in arms
+        }
+        line_plot(
+            budgets,
+            series,
+            ctx.path(f"error_depth{d}.png"),
+            "labelled examples",
+            "test error (%)",
+            f"Depth {d}: test error against label budget",
+            logx=True,
+        )
+        res.figures.append(
+            Figure(f"error_depth{d}.png", f"Depth {d}: test error against the label budget (band: ±1 std over seeds).")
+        )
 
     # ---- per-layer reconstruction losses and first-layer filters
     rrows = [[NAMES[t], l, p["width"], fmt(recon[(t, l)], 3)] for t in types for l in range(1, len(layers) + 1)]
-    res.tables.append(Table(
-        "Per-layer reconstruction error of the pre-trained stacks (test set)", ["learner", "layer", "units", "MSE of the layer's input"], rrows,
-        "Layer 1 reconstructs pixels; layer l > 1 reconstructs the codes of layer l − 1 (mean-field p(v|h) for RBMs, the clean input for DAEs).",
-    ))
+    res.tables.append(
+        Table(
+            "Per-layer reconstruction error of the pre-trained stacks (test set)",
+            ["learner", "layer", "units", "MSE of the layer's input"],
+            rrows,
+            "Layer 1 reconstructs pixels; layer l > 1 reconstructs the codes of layer l − 1 (mean-field p(v|h) for RBMs, the clean input for DAEs).",
+        )
+    )
     if len(x_all.shape) == 4:
         for t in types:
             n = min(64, p["width"])
-            image_grid(_filters(first_layers[t], n, tuple(x_all.shape[1:])), ctx.path(f"filters_{t}.png"), nrow=8,
-                       title=f"{NAMES[t]}: first-layer filters")
-            res.figures.append(Figure(f"filters_{t}.png", f"{NAMES[t]}: the first {n} first-layer filters (weights of one hidden unit, each scaled to [0, 1]), seed {seeds[0]}."))
+            image_grid(
+                _filters(first_layers[t], n, tuple(x_all.shape[1:])),
+                ctx.path(f"filters_{t}.png"),
+                nrow=8,
+                title=f"{NAMES[t]}: first-layer filters",
+            )
+            res.figures.append(
+                Figure(
+                    f"filters_{t}.png",
+                    f"{NAMES[t]}: the first {n} first-layer filters (weights of one hidden unit, each scaled to [0, 1]), seed {seeds[0]}.",
+                )
+            )
 
     # ---- findings, from the numbers
     tb, td = p["target"]
     if tb in budgets and td in depths:
         for t in types:
             c = next(c for c in cells if c["type"] == t and c["depth"] == td and c["budget"] == tb)
-            res.findings.append(Finding(
-                f"At {tb} labels and depth {td}, {NAMES[t]} pre-training lowers test error against random init by more than 2 std of the seeds.",
-                ("supported" if c["significant"] else "not supported") if len(seeds) > 1 else "inconclusive",
-                f"random {fmt([100 * e for e in err[('random', td, tb)]], 3)}% vs {NAMES[t]} {fmt([100 * e for e in err[(t, td, tb)]], 3)}%: "
-                f"gain {100 * c['gain']:+.2f} pts, 2σ = {200 * c['sigma']:.2f} pts ({len(seeds)} seeds)",
-            ))
+            res.findings.append(
+                Finding(
+                    f"At {tb} labels and depth {td}, {NAMES[t]} pre-training lowers test error against random init by more than 2 std of the seeds.",
+                    ("supported" if c["significant"] else "not supported") if len(seeds) > 1 else "inconclusive",
+                    f"random {fmt([100 * e for e in err[('random', td, tb)]], 3)}% vs {NAMES[t]} {fmt([100 * e for e in err[(t, td, tb)]], 3)}%: "
+                    f"gain {100 * c['gain']:+.2f} pts, 2σ = {200 * c['sigma']:.2f} pts ({len(seeds)} seeds)",
+                )
+            )
     # shrinking is only meaningful where there is a benefit to shrink: a gain beyond 2 std at the smallest budget
     shrink, flat = [], []
     for t in types:
@@ -167,35 +247,51 @@ def run(ctx: StudyContext) -> StudyResult:
             (shrink if cs[0]["significant"] else flat).append((t, d, g[-1] < g[0], g))
     n_shr = sum(s[2] for s in shrink)
     verdict = "supported" if n_shr == len(shrink) else ("not supported" if n_shr == 0 else "mixed")
-    evidence = "; ".join(f"{NAMES[t]} depth {d}: gains " + ", ".join(f"{100 * x:+.2f}" for x in g) + " pts" for t, d, _, g in shrink)
+    evidence = "; ".join(
+        f"{NAMES[t]} depth {d}: gains " + ", ".join(f"{100 * x:+.2f}" for x in g) + " pts" for t, d, _, g in shrink
+    )
     if flat:
         evidence += ". No benefit beyond 2 std even at the smallest budget (nothing to shrink): " + "; ".join(
-            f"{NAMES[t]} depth {d} (gains " + ", ".join(f"{100 * x:+.2f}" for x in g) + ")" for t, d, _, g in flat)
-    res.findings.append(Finding(
-        f"Where pre-training helps at {budgets[0]} labels, its benefit shrinks as labels grow to {budgets[-1]}.",
-        verdict if (len(seeds) > 1 and shrink) else "inconclusive",
-        evidence or "no cell with a benefit beyond 2 std",
-    ))
-    gone = [f"{NAMES[c['type']]} depth {c['depth']} at {c['budget']} labels ({100 * c['gain']:+.2f} ± {100 * c['sigma']:.2f})"
-            for c in cells if not c["significant"]]
-    res.notes.append("Where the benefit vanishes (gain not above 2 std): " + ("; ".join(gone) if gone else "nowhere in this grid") + ".")
+            f"{NAMES[t]} depth {d} (gains " + ", ".join(f"{100 * x:+.2f}" for x in g) + ")" for t, d, _, g in flat
+        )
+    res.findings.append(
+        Finding(
+            f"Where pre-training helps at {budgets[0]} labels, its benefit shrinks as labels grow to {budgets[-1]}.",
+            verdict if (len(seeds) > 1 and shrink) else "inconclusive",
+            evidence or "no cell with a benefit beyond 2 std",
+        )
+    )
+    gone = [
+        f"{NAMES[c['type']]} depth {c['depth']} at {c['budget']} labels ({100 * c['gain']:+.2f} ± {100 * c['sigma']:.2f})"
+        for c in cells
+        if not c["significant"]
+    ]
+    res.notes.append(
+        "Where the benefit vanishes (gain not above 2 std): "
+        + ("; ".join(gone) if gone else "nowhere in this grid")
+        + "."
+    )
     res.notes.append(
         "Context, not a target (MNIST, not Fashion-MNIST): Bengio et al. 2007 report 2.4% test error for a deep net without "
         "pre-training, 1.4% with autoencoder pre-training and 1.2% for a DBN; Vincent et al. 2010 (JMLR, Table 3) report 1.28% for SdA-3. "
         "Those baselines used plain SGD from small random weights; here both arms use Adam, which narrows the gap from the random side."
     )
     if fallback:
-        res.notes.append("Fashion-MNIST is not installed, so this run used scikit-learn's digits (8x8); install "
-                         "dataset-fashion-mnist for the real measurement.")
+        res.notes.append(
+            "Fashion-MNIST is not installed, so this run used scikit-learn's digits (8x8); install "
+            "dataset-fashion-mnist for the real measurement."
+        )
     if ctx.preset != "full":
         res.notes.append(
             f"The {ctx.preset} preset cuts the grid to depths {list(depths)}, budgets {budgets}, {len(seeds)} seed(s), {p['width']} units, "
             f"{len(x_unlab)} unlabelled images and {p['pre_epochs']} pre-training epochs per layer; the full preset measures depths "
             "(1, 3, 5), budgets (100, 1000, 10000, 60000), 500 units, all 60,000 images, 15 epochs per layer, with 3 seeds."
         )
-    res.data.update({
-        "errors": {f"{a}|{d}|{b}": v for (a, d, b), v in err.items()},
-        "recon": {f"{t}|{l}": v for (t, l), v in recon.items()},
-        "cells": cells,
-    })
+    res.data.update(
+        {
+            "errors": {f"{a}|{d}|{b}": v for (a, d, b), v in err.items()},
+            "recon": {f"{t}|{l}": v for (t, l), v in recon.items()},
+            "cells": cells,
+        }
+    )
     return res

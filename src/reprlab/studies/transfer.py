@@ -7,6 +7,7 @@ fine-tune the last block, fine-tune all (transferred heads start as a linear pro
 same number of optimizer steps; its held-out (validation) accuracy is recorded along the way, which
 gives the training time each method needs to reach the scratch model's final accuracy.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,15 +30,29 @@ PRESETS = {
     # validation images for the curves, test images in the t-SNE
     "smoke": dict(width=8, src_n=1000, src_epochs=1, budgets=(10,), steps=10, points=2, n_val=200, n_tsne=100),
     "quick": dict(width=8, src_n=15000, src_epochs=3, budgets=(10, 100), steps=100, points=10, n_val=1000, n_tsne=500),
-    "full": dict(width=32, src_n=0, src_epochs=10, budgets=(10, 100, 1000), steps=400, points=20, n_val=5000, n_tsne=2000),
+    "full": dict(
+        width=32, src_n=0, src_epochs=10, budgets=(10, 100, 1000), steps=400, points=20, n_val=5000, n_tsne=2000
+    ),
 }
 SETTINGS = {
     "a": dict(title="(a) across classes", source="fashion-mnist-0-4", target="fashion-mnist-5-9"),
     "b": dict(title="(b) across tasks", source="fashion-mnist", target="digits-28"),
 }
-METHODS = ("scratch", "frozen + linear", "frozen + SVM", "frozen + logreg", "frozen + SVM, spatial", "fine-tune last-k", "fine-tune all")
+METHODS = (
+    "scratch",
+    "frozen + linear",
+    "frozen + SVM",
+    "frozen + logreg",
+    "frozen + SVM, spatial",
+    "fine-tune last-k",
+    "fine-tune all",
+)
 # scikit-learn heads on frozen features: (head, feature kind); "spatial" = the last two blocks pooled to 2x2
-CLASSICAL = {"frozen + SVM": ("svm", "pooled"), "frozen + logreg": ("logreg", "pooled"), "frozen + SVM, spatial": ("svm", "spatial")}
+CLASSICAL = {
+    "frozen + SVM": ("svm", "pooled"),
+    "frozen + logreg": ("logreg", "pooled"),
+    "frozen + SVM, spatial": ("svm", "spatial"),
+}
 NETS = {"scratch": "scratch", "frozen + linear": "frozen", "fine-tune last-k": "last-k", "fine-tune all": "all"}
 # one learning rate for every target run (scratch trains all of its weights at it; fine-tuning trains the
 # backbone at LR * BACKBONE_LR_MULT); LR chosen on (a) at 10 labels/class, where it suited scratch best.
@@ -48,7 +63,9 @@ LR, BACKBONE_LR_MULT, BATCH, SOURCE_LR = 1e-2, 1.0, 64, 5e-3
 
 
 def _trainer_cfg(epochs: int, steps: int, batch: int, lr: float, seed: int) -> TrainerConfig:
-    return TrainerConfig(epochs=epochs, max_steps=steps, batch_size=batch, lr=lr, seed=seed, progress=False, tensorboard=False)
+    return TrainerConfig(
+        epochs=epochs, max_steps=steps, batch_size=batch, lr=lr, seed=seed, progress=False, tensorboard=False
+    )
 
 
 def _train_source(name: str, p: dict, data_dir, seed: int):
@@ -59,9 +76,13 @@ def _train_source(name: str, p: dict, data_dir, seed: int):
         idx = torch.randperm(len(x), generator=g)[: p["src_n"]]
         x, y = x[idx], y[idx]
     seed_everything(seed)
-    model = target_model(None, d.num_classes, "scratch", backbone="small_cnn", width=p["width"], input_shape=tuple(x.shape[1:]))
+    model = target_model(
+        None, d.num_classes, "scratch", backbone="small_cnn", width=p["width"], input_shape=tuple(x.shape[1:])
+    )
     t0 = time.perf_counter()
-    Trainer(_trainer_cfg(p["src_epochs"], 0, 128, SOURCE_LR, seed), description=f"source {name}").fit(model, TensorBatches({"x": x, "y": y}, 128, seed=seed))
+    Trainer(_trainer_cfg(p["src_epochs"], 0, 128, SOURCE_LR, seed), description=f"source {name}").fit(
+        model, TensorBatches({"x": x, "y": y}, 128, seed=seed)
+    )
     return model.eval(), accuracy(model, *d.test), len(x), time.perf_counter() - t0
 
 
@@ -90,7 +111,9 @@ def _fit_curve(model, x, y, xv, yv, steps: int, seed: int, points: int, setup_se
         clock["last"] = time.perf_counter()  # evaluation time is not training time
 
     model.on_fit_start = started
-    Trainer(_trainer_cfg(epochs, steps, batch, LR, seed), description="target").fit(model, TensorBatches({"x": x, "y": y}, batch, seed=seed), callbacks=[after_epoch])
+    Trainer(_trainer_cfg(epochs, steps, batch, LR, seed), description="target").fit(
+        model, TensorBatches({"x": x, "y": y}, batch, seed=seed), callbacks=[after_epoch]
+    )
     del model.on_fit_start
     return {"curve": curve, "seconds": clock["train"], "epochs": epochs}
 
@@ -112,9 +135,16 @@ def _run_setting(key: str, p: dict, ctx: StudyContext, res: StudyResult) -> dict
     fewest = int(torch.bincount(y_tr).min())
     budgets = [b for b in p["budgets"] if b <= fewest]
     if len(budgets) < len(p["budgets"]):
-        res.notes.append(f"{s['title']}: {d.name} has at most {fewest} training images in its smallest class, so budgets "
-                         f"{[b for b in p['budgets'] if b > fewest]} per class are left out.")
-    out: dict = {"source": {"name": s["source"], "test_acc": src_acc, "n": src_n, "seconds": src_sec}, "target": d.name, "budgets": budgets, "runs": {}}
+        res.notes.append(
+            f"{s['title']}: {d.name} has at most {fewest} training images in its smallest class, so budgets "
+            f"{[b for b in p['budgets'] if b > fewest]} per class are left out."
+        )
+    out: dict = {
+        "source": {"name": s["source"], "test_acc": src_acc, "n": src_n, "seconds": src_sec},
+        "target": d.name,
+        "budgets": budgets,
+        "runs": {},
+    }
     for b in budgets:
         for seed in ctx.seeds:
             xb, yb = label_budget(x_tr, y_tr, b, seed, d.num_classes)
@@ -123,8 +153,16 @@ def _run_setting(key: str, p: dict, ctx: StudyContext, res: StudyResult) -> dict
                 seed_everything(seed)
                 t0 = time.perf_counter()
                 # transferred heads start as a logistic-regression probe on the frozen features (LP-FT); scratch's at random
-                m = target_model(source, d.num_classes, mode, unfreeze=1, backbone_lr_mult=BACKBONE_LR_MULT, standardize_on=xb,
-                                 probe_on=None if mode == "scratch" else (xb, yb), lr_schedule="cosine")
+                m = target_model(
+                    source,
+                    d.num_classes,
+                    mode,
+                    unfreeze=1,
+                    backbone_lr_mult=BACKBONE_LR_MULT,
+                    standardize_on=xb,
+                    probe_on=None if mode == "scratch" else (xb, yb),
+                    lr_schedule="cosine",
+                )
                 r = _fit_curve(m, xb, yb, xv, yv, p["steps"], seed, p["points"], setup_seconds=time.perf_counter() - t0)
                 r["test_acc"] = accuracy(m, x_te, y_te)
                 runs[method] = r
@@ -132,8 +170,11 @@ def _run_setting(key: str, p: dict, ctx: StudyContext, res: StudyResult) -> dict
                 t0 = time.perf_counter()  # training = features of the labelled images + the fit (evaluation excluded)
                 head = classical_head(kind, source.features(xb, kind=feats).numpy(), yb.numpy(), seed)
                 sec = time.perf_counter() - t0
-                runs[method] = {"test_acc": float(head.score(source.features(x_te, kind=feats).numpy(), y_te.numpy())), "seconds": sec,
-                                "val_acc": float(head.score(source.features(xv, kind=feats).numpy(), yv.numpy()))}
+                runs[method] = {
+                    "test_acc": float(head.score(source.features(x_te, kind=feats).numpy(), y_te.numpy())),
+                    "seconds": sec,
+                    "val_acc": float(head.score(source.features(xv, kind=feats).numpy(), yv.numpy())),
+                }
             out["runs"][(b, seed)] = runs
     # t-SNE of the frozen source features of target test images
     from sklearn.manifold import TSNE
@@ -142,7 +183,12 @@ def _run_setting(key: str, p: dict, ctx: StudyContext, res: StudyResult) -> dict
     z = TSNE(2, perplexity=min(30, n // 4), init="pca", random_state=0).fit_transform(source.features(x_te[:n]).numpy())
     fig = f"tsne_{key}.png"
     scatter_2d(z, y_te[:n].numpy(), ctx.path(fig), f"{s['title']}: frozen source features of {d.name}", d.classes)
-    res.figures.append(Figure(fig, f"t-SNE of the frozen {s['source']} backbone's features of {n} {d.name} test images, coloured by target class."))
+    res.figures.append(
+        Figure(
+            fig,
+            f"t-SNE of the frozen {s['source']} backbone's features of {n} {d.name} test images, coloured by target class.",
+        )
+    )
     return out
 
 
@@ -162,10 +208,12 @@ def _paired_win(a: list[float], b: list[float]) -> bool:
 def run(ctx: StudyContext) -> StudyResult:
     p = PRESETS[ctx.preset]
     res = StudyResult(
-        "transfer", "Transfer learning: feature extraction vs fine-tuning vs scratch",
+        "transfer",
+        "Transfer learning: feature extraction vs fine-tuning vs scratch",
         "Transfer learning cuts training time, improves accuracy and needs less data; feature extraction suits a "
         "target similar to the source, fine-tuning one that differs.",
-        ctx.preset, f"reprlab study transfer --preset {ctx.preset}",
+        ctx.preset,
+        f"reprlab study transfer --preset {ctx.preset}",
     )
     seeds = ctx.seeds
     results = {k: _run_setting(k, p, ctx, res) for k in SETTINGS}
@@ -175,17 +223,20 @@ def run(ctx: StudyContext) -> StudyResult:
         s, budgets = SETTINGS[key], out["budgets"]
         src = out["source"]
         rows = [[m] + [fmt(_cells(out, m, b, seeds)) for b in budgets] for m in METHODS]
-        res.tables.append(Table(
-            f"{s['title']}: test accuracy on {out['target']} (mean ± std, {len(seeds)} seeds)",
-            ["method"] + [f"{b} labels/class" for b in budgets], rows,
-            f"Source: small CNN (width {p['width']}) trained on {src['n']} {src['name']} images for {p['src_epochs']} epochs "
-            f"at lr {SOURCE_LR} (source test accuracy {src['test_acc']:.3f}, {src['seconds']:.0f}s). Every network method: {p['steps']} Adam steps, "
-            f"lr {LR} with cosine decay, batch {BATCH}; fine-tuning trains the backbone at lr x {BACKBONE_LR_MULT}; last-k unfreezes the last block; "
-            "transferred heads see features standardized on the labelled target images and start as a logistic-regression probe "
-            "on them (LP-FT; scratch's head starts at random). "
-            "SVM: RBF, C=10; logreg: multinomial logistic regression; both on standardized frozen features "
-            "(globally pooled, as the linear head sees them; 'spatial': the last two blocks average-pooled to 2x2).",
-        ))
+        res.tables.append(
+            Table(
+                f"{s['title']}: test accuracy on {out['target']} (mean ± std, {len(seeds)} seeds)",
+                ["method"] + [f"{b} labels/class" for b in budgets],
+                rows,
+                f"Source: small CNN (width {p['width']}) trained on {src['n']} {src['name']} images for {p['src_epochs']} epochs "
+                f"at lr {SOURCE_LR} (source test accuracy {src['test_acc']:.3f}, {src['seconds']:.0f}s). Every network method: {p['steps']} Adam steps, "
+                f"lr {LR} with cosine decay, batch {BATCH}; fine-tuning trains the backbone at lr x {BACKBONE_LR_MULT}; last-k unfreezes the last block; "
+                "transferred heads see features standardized on the labelled target images and start as a logistic-regression probe "
+                "on them (LP-FT; scratch's head starts at random). "
+                "SVM: RBF, C=10; logreg: multinomial logistic regression; both on standardized frozen features "
+                "(globally pooled, as the linear head sees them; 'spatial': the last two blocks average-pooled to 2x2).",
+            )
+        )
         # time to reach scratch's final validation accuracy
         trows = []
         for b in budgets:
@@ -207,22 +258,40 @@ def run(ctx: StudyContext) -> StudyResult:
                         eps.append(c["epoch"])
                         ratios.append(c["seconds"] / runs["scratch"]["seconds"])
                 out.setdefault("reach", {})[(b, m)] = {"hit": hit, "ratios": ratios, "seconds": secs}
-                trows.append([b, m, f"{hit}/{len(seeds)}", fmt(secs, 3) if secs else "-", fmt(eps, 3) if eps else "-",
-                              fmt(ratios, 2) if ratios else "-"])
-        res.tables.append(Table(
-            f"{s['title']}: training time to reach the scratch model's final validation accuracy",
-            ["labels/class", "method", "seeds reaching it", "train seconds", "epochs", "time / scratch's time"], trows,
-            "Seconds of training (evaluation excluded), measured at the validation checkpoints; scratch's own row is its full run. "
-            "SVM / logreg: feature extraction of the labelled images + fit time (no optimizer steps, so no epochs), counted if their "
-            "validation accuracy reaches the goal. The one-off source pre-training is not included (its time is in the accuracy table's note).",
-        ))
+                trows.append(
+                    [
+                        b,
+                        m,
+                        f"{hit}/{len(seeds)}",
+                        fmt(secs, 3) if secs else "-",
+                        fmt(eps, 3) if eps else "-",
+                        fmt(ratios, 2) if ratios else "-",
+                    ]
+                )
+        res.tables.append(
+            Table(
+                f"{s['title']}: training time to reach the scratch model's final validation accuracy",
+                ["labels/class", "method", "seeds reaching it", "train seconds", "epochs", "time / scratch's time"],
+                trows,
+                "Seconds of training (evaluation excluded), measured at the validation checkpoints; scratch's own row is its full run. "
+                "SVM / logreg: feature extraction of the labelled images + fit time (no optimizer steps, so no epochs), counted if their "
+                "validation accuracy reaches the goal. The one-off source pre-training is not included (its time is in the accuracy table's note).",
+            )
+        )
         # findings per budget
         for i, b in enumerate(budgets):
             scratch = _cells(out, "scratch", b, seeds)
             best = max(METHODS[1:], key=lambda m: mean_std(_cells(out, m, b, seeds))[0])
-            acc_win.append((key, b, best, _paired_win(_cells(out, best, b, seeds), scratch),
-                            mean_std(_cells(out, best, b, seeds))[0] - mean_std(scratch)[0],
-                            _paired_win(scratch, _cells(out, best, b, seeds))))
+            acc_win.append(
+                (
+                    key,
+                    b,
+                    best,
+                    _paired_win(_cells(out, best, b, seeds), scratch),
+                    mean_std(_cells(out, best, b, seeds))[0] - mean_std(scratch)[0],
+                    _paired_win(scratch, _cells(out, best, b, seeds)),
+                )
+            )
             fast = [out["reach"][(b, m)] for m in ("fine-tune last-k", "fine-tune all")]
             ratio = min((float(np.median(f["ratios"])) for f in fast if f["hit"] == len(seeds)), default=float("inf"))
             faster.append((key, b, ratio))
@@ -235,70 +304,149 @@ def run(ctx: StudyContext) -> StudyResult:
         if key == "a" and 10 in budgets:
             gain = [x for x in acc_win if x[0] == "a" and x[1] == 10][0]  # (setting, budget, method, win, gain, lose)
             r = [x for x in faster if x[0] == "a" and x[1] == 10][0][2]
-            targets = [["best transfer beats scratch by >= 10 points at 10 labels/class in (a)", f"{100 * gain[4]:+.1f} points ({gain[2]})",
-                        "met" if gain[4] >= 0.10 else "not met"],
-                       ["fine-tuning reaches scratch's final accuracy in <= 1/5 of scratch's time in (a) (10 labels/class)",
-                        ("not reached in every seed" if r == float("inf") else f"{r:.2f} of scratch's time")
-                        + f" (the one-off source pre-training, {src['seconds']:.0f}s, not counted)", "met" if r <= 0.2 else "not met"]]
+            targets = [
+                [
+                    "best transfer beats scratch by >= 10 points at 10 labels/class in (a)",
+                    f"{100 * gain[4]:+.1f} points ({gain[2]})",
+                    "met" if gain[4] >= 0.10 else "not met",
+                ],
+                [
+                    "fine-tuning reaches scratch's final accuracy in <= 1/5 of scratch's time in (a) (10 labels/class)",
+                    ("not reached in every seed" if r == float("inf") else f"{r:.2f} of scratch's time")
+                    + f" (the one-off source pre-training, {src['seconds']:.0f}s, not counted)",
+                    "met" if r <= 0.2 else "not met",
+                ],
+            ]
             fx = out["reach"][(10, "frozen + SVM, spatial")]
-            targets.append(["(for comparison, not a target) feature extraction (frozen + SVM, spatial) reaches it in (a) (10 labels/class)",
-                            f"{fx['hit']}/{len(seeds)} seeds" + (f", {float(np.median(fx['ratios'])):.3f} of scratch's time" if fx["ratios"] else ""), "-"])
+            targets.append(
+                [
+                    "(for comparison, not a target) feature extraction (frozen + SVM, spatial) reaches it in (a) (10 labels/class)",
+                    f"{fx['hit']}/{len(seeds)} seeds"
+                    + (f", {float(np.median(fx['ratios'])):.3f} of scratch's time" if fx["ratios"] else ""),
+                    "-",
+                ]
+            )
 
-    res.findings.append(Finding(
-        "Transfer reduces training time: fine-tuning reaches the scratch model's final accuracy in at most half its training time.",
-        verdict_of([r <= 0.5 for _, _, r in faster]),
-        "; ".join(f"({k}) {b}/class: {'not reached in every seed' if r == float('inf') else f'{r:.2f} of scratch time'}" for k, b, r in faster),
-    ))
-    res.findings.append(Finding(
-        "Transfer improves accuracy: the best transfer method beats scratch (paired over seeds, > 2 standard errors).",
-        verdict_of([w for _, _, _, w, _, _ in acc_win]),
-        "; ".join(f"({k}) {b}/class: {m} {100 * g:+.1f} points" + ("" if w else " (scratch significantly better)" if lose else " (not significant)")
-                  for k, b, m, w, g, lose in acc_win),
-    ))
-    res.findings.append(Finding(
-        "Transfer needs less data: the best transfer method with N labels per class is at least as accurate as scratch with 10x more.",
-        verdict_of([t >= s for _, _, _, t, s in less_data]),
-        "; ".join(f"({k}) transfer@{b} {t:.3f} vs scratch@{nb} {s:.3f}" for k, b, nb, t, s in less_data) or "needs two label budgets",
-    ))
+    res.findings.append(
+        Finding(
+            "Transfer reduces training time: fine-tuning reaches the scratch model's final accuracy in at most half its training time.",
+            verdict_of([r <= 0.5 for _, _, r in faster]),
+            "; ".join(
+                f"({k}) {b}/class: {'not reached in every seed' if r == float('inf') else f'{r:.2f} of scratch time'}"
+                for k, b, r in faster
+            ),
+        )
+    )
+    res.findings.append(
+        Finding(
+            "Transfer improves accuracy: the best transfer method beats scratch (paired over seeds, > 2 standard errors).",
+            verdict_of([w for _, _, _, w, _, _ in acc_win]),
+            "; ".join(
+                f"({k}) {b}/class: {m} {100 * g:+.1f} points"
+                + ("" if w else " (scratch significantly better)" if lose else " (not significant)")
+                for k, b, m, w, g, lose in acc_win
+            ),
+        )
+    )
+    res.findings.append(
+        Finding(
+            "Transfer needs less data: the best transfer method with N labels per class is at least as accurate as scratch with 10x more.",
+            verdict_of([t >= s for _, _, _, t, s in less_data]),
+            "; ".join(f"({k}) transfer@{b} {t:.3f} vs scratch@{nb} {s:.3f}" for k, b, nb, t, s in less_data)
+            or "needs two label budgets",
+        )
+    )
     flags = [ft - fe <= 0.02 for _, fe, ft in similar] + [ft - fe > 0.02 for _, fe, ft in differ]
-    res.findings.append(Finding(
-        "Feature extraction is enough when the target is similar (a: frozen within 2 points of fine-tuning), "
-        "while fine-tuning wins when it differs (b: fine-tuning ahead by more than 2 points).",
-        verdict_of(flags),
-        "; ".join(f"(a) {b}/class: frozen {fe:.3f} vs fine-tuned {ft:.3f}" for b, fe, ft in similar) + "; "
-        + "; ".join(f"(b) {b}/class: frozen {fe:.3f} vs fine-tuned {ft:.3f}" for b, fe, ft in differ),
-    ))
+    res.findings.append(
+        Finding(
+            "Feature extraction is enough when the target is similar (a: frozen within 2 points of fine-tuning), "
+            "while fine-tuning wins when it differs (b: fine-tuning ahead by more than 2 points).",
+            verdict_of(flags),
+            "; ".join(f"(a) {b}/class: frozen {fe:.3f} vs fine-tuned {ft:.3f}" for b, fe, ft in similar)
+            + "; "
+            + "; ".join(f"(b) {b}/class: frozen {fe:.3f} vs fine-tuned {ft:.3f}" for b, fe, ft in differ),
+        )
+    )
     if targets:
         res.tables.append(Table("Targets of the issue", ["target", "measured", "status"], targets))
     early = []
     for key, out in results.items():
         for b in out["budgets"]:
+
             def first_fifth(m: str) -> float:
-                accs = [next(c["acc"] for c in out["runs"][(b, sd)][m]["curve"] if c["step"] >= p["steps"] / 5) for sd in seeds]
+                accs = [
+                    next(c["acc"] for c in out["runs"][(b, sd)][m]["curve"] if c["step"] >= p["steps"] / 5)
+                    for sd in seeds
+                ]
                 return mean_std(accs)[0]
-            early.append(f"({key}) {b}/class: fine-tune all {first_fifth('fine-tune all'):.3f} vs scratch {first_fifth('scratch'):.3f}")
+
+            early.append(
+                f"({key}) {b}/class: fine-tune all {first_fifth('fine-tune all'):.3f} vs scratch {first_fifth('scratch'):.3f}"
+            )
     res.notes.append("Validation accuracy after the first fifth of the steps: " + "; ".join(early) + ".")
 
     # accuracy against label budget, and validation curves at the smallest budget
     for key, out in results.items():
         budgets = out["budgets"]
-        line_plot(budgets, {m: ([mean_std(_cells(out, m, b, seeds))[0] for b in budgets], [mean_std(_cells(out, m, b, seeds))[1] for b in budgets]) for m in METHODS},
-                  ctx.path(f"acc_vs_labels_{key}.png"), "labels per class", "test accuracy", f"{SETTINGS[key]['title']}: accuracy against labels", logx=True)
-        res.figures.append(Figure(f"acc_vs_labels_{key}.png", f"{SETTINGS[key]['title']}: test accuracy against labels per class (band: ±1 std)."))
+        line_plot(
+            budgets,
+            {
+                m: (
+                    [mean_std(_cells(out, m, b, seeds))[0] for b in budgets],
+                    [mean_std(_cells(out, m, b, seeds))[1] for b in budgets],
+                )
+                for m in METHODS
+            },
+            ctx.path(f"acc_vs_labels_{key}.png"),
+            "labels per class",
+            "test accuracy",
+            f"{SETTINGS[key]['title']}: accuracy against labels",
+            logx=True,
+        )
+        res.figures.append(
+            Figure(
+                f"acc_vs_labels_{key}.png",
+                f"{SETTINGS[key]['title']}: test accuracy against labels per class (band: ±1 std).",
+            )
+        )
         b = budgets[0]
         steps = [c["step"] for c in out["runs"][(b, seeds[0])]["scratch"]["curve"]]
         series = {}
         for m in NETS:
             accs = np.array([[c["acc"] for c in out["runs"][(b, sd)][m]["curve"]] for sd in seeds])
             series[m] = (accs.mean(0).tolist(), accs.std(0).tolist())
-        line_plot(steps, series, ctx.path(f"curves_{key}.png"), "optimizer steps", "validation accuracy", f"{SETTINGS[key]['title']}, {b} labels/class")
-        res.figures.append(Figure(f"curves_{key}.png", f"{SETTINGS[key]['title']}: validation accuracy during training at {b} labels per class."))
+        line_plot(
+            steps,
+            series,
+            ctx.path(f"curves_{key}.png"),
+            "optimizer steps",
+            "validation accuracy",
+            f"{SETTINGS[key]['title']}, {b} labels/class",
+        )
+        res.figures.append(
+            Figure(
+                f"curves_{key}.png",
+                f"{SETTINGS[key]['title']}: validation accuracy during training at {b} labels per class.",
+            )
+        )
 
-    res.data = {k: {"source": v["source"], "budgets": v["budgets"],
-                    "runs": {f"{b}/{sd}": r for (b, sd), r in v["runs"].items()}} for k, v in results.items()}
+    res.data = {
+        k: {
+            "source": v["source"],
+            "budgets": v["budgets"],
+            "runs": {f"{b}/{sd}": r for (b, sd), r in v["runs"].items()},
+        }
+        for k, v in results.items()
+    }
     if ctx.preset != "full":
-        res.notes.append(f"The {ctx.preset} preset uses a width-{p['width']} CNN, a source of {p['src_n']} images and {p['steps']} steps per target run; "
-                         "the full preset uses width 32, all source images for 10 epochs, 400 steps and budgets up to 1000 labels per class.")
-    res.notes.append("Times are wall-clock seconds on whatever else the machine was running; compare them within one run of the study.")
-    res.notes.append("One source model per setting (seed 0); the seeds vary the labelled subset, the head's initialization and the batch order.")
+        res.notes.append(
+            f"The {ctx.preset} preset uses a width-{p['width']} CNN, a source of {p['src_n']} images and {p['steps']} steps per target run; "
+            "the full preset uses width 32, all source images for 10 epochs, 400 steps and budgets up to 1000 labels per class."
+        )
+    res.notes.append(
+        "Times are wall-clock seconds on whatever else the machine was running; compare them within one run of the study."
+    )
+    res.notes.append(
+        "One source model per setting (seed 0); the seeds vary the labelled subset, the head's initialization and the batch order."
+    )
     return res

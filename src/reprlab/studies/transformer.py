@@ -5,11 +5,11 @@ the same wall-clock training budget. The study measures test WER/PER (greedy dec
 std over seeds), training throughput in phoneme tokens/s and the time one epoch takes, WER by
 word length (the long-dependency claim), and draws attention heat maps.
 """
+
 from __future__ import annotations
 
 import time
 
-import numpy as np
 import torch
 
 from ..config import TrainerConfig
@@ -23,7 +23,9 @@ PRESETS = {
     # budgets are CPU-seconds of training per model (one thread); batch and lr give many small steps when short
     "smoke": dict(d_model=32, ff=64, layers=1, budget=3.0, train_limit=2000, test_every=60, seeds=1, batch=64, lr=2e-3),
     "quick": dict(d_model=64, ff=256, layers=2, budget=25.0, train_limit=0, test_every=6, seeds=2, batch=64, lr=2e-3),
-    "full": dict(d_model=256, ff=1024, layers=3, budget=2400.0, train_limit=0, test_every=1, seeds=3, batch=128, lr=1e-3),
+    "full": dict(
+        d_model=256, ff=1024, layers=3, budget=2400.0, train_limit=0, test_every=1, seeds=3, batch=128, lr=1e-3
+    ),
 }
 LENGTH_BINS = [("<= 6 letters", 0, 6), ("7-9 letters", 7, 9), (">= 10 letters", 10, 99)]
 ANCHORS = [
@@ -83,7 +85,9 @@ def matched_lstm(target: int, emb: int, layers: int) -> dict:
             lo = mid
         else:
             hi = mid
-    best = min((lo, hi), key=lambda h: abs(count_params(create_model("g2p_lstm", emb=emb, hidden=h, layers=layers)) - target))
+    best = min(
+        (lo, hi), key=lambda h: abs(count_params(create_model("g2p_lstm", emb=emb, hidden=h, layers=layers)) - target)
+    )
     return dict(emb=emb, hidden=best, layers=layers)
 
 
@@ -91,7 +95,9 @@ def _train(name: str, cfg: dict, train: G2PBatches, seconds: float, seed: int, b
     seed_everything(seed)
     model = create_model(name, **cfg)
     source = TimeBudget(train, seconds)
-    tc = TrainerConfig(epochs=200, batch_size=batch, lr=lr, grad_clip=1.0, seed=seed, progress=False, tensorboard=False, threads=1)
+    tc = TrainerConfig(
+        epochs=200, batch_size=batch, lr=lr, grad_clip=1.0, seed=seed, progress=False, tensorboard=False, threads=1
+    )
     Trainer(tc, description=f"{name} seed={seed}").fit(model, source)
     return model.eval(), source
 
@@ -139,10 +145,12 @@ def _run(ctx: StudyContext) -> StudyResult:
     test_words = list(sp.test)[:: p["test_every"]]
     refs = [sp.test[w] for w in test_words]
     res = StudyResult(
-        "transformer", "Transformer vs LSTM+attention on grapheme-to-phoneme",
+        "transformer",
+        "Transformer vs LSTM+attention on grapheme-to-phoneme",
         "Transformers train faster than recurrent models (their layers run in parallel over positions) "
         "and handle long dependencies better.",
-        ctx.preset, f"reprlab study transformer --preset {ctx.preset}",
+        ctx.preset,
+        f"reprlab study transformer --preset {ctx.preset}",
     )
     layers = p["layers"]
     t_cfg = dict(d_model=p["d_model"], ff=p["ff"], n_heads=4, enc_layers=layers, dec_layers=layers)
@@ -161,12 +169,24 @@ def _run(ctx: StudyContext) -> StudyResult:
             preds = model.predict(test_words)
             decode_s = time.process_time() - t0
             scores = wer_per(preds, refs)
-            by_len = {b: wer_per([preds[i] for i in idx], [refs[i] for i in idx])["wer"]
-                      for b, lo, hi in LENGTH_BINS if (idx := _bucket(test_words, lo, hi))}
+            by_len = {
+                b: wer_per([preds[i] for i in idx], [refs[i] for i in idx])["wer"]
+                for b, lo, hi in LENGTH_BINS
+                if (idx := _bucket(test_words, lo, hi))
+            }
             tok_s = src.tokens / max(src.elapsed, 1e-9)
-            runs[label].append(dict(seed=seed, **scores, tokens_per_s=tok_s, train_s=src.elapsed,
-                                    epoch_s=train.target_tokens() / tok_s, epochs=src.tokens / train.target_tokens(),
-                                    words_per_s_decode=len(test_words) / decode_s, by_len=by_len))
+            runs[label].append(
+                dict(
+                    seed=seed,
+                    **scores,
+                    tokens_per_s=tok_s,
+                    train_s=src.elapsed,
+                    epoch_s=train.target_tokens() / tok_s,
+                    epochs=src.tokens / train.target_tokens(),
+                    words_per_s_decode=len(test_words) / decode_s,
+                    by_len=by_len,
+                )
+            )
             last_models[label] = model
 
     def col(label, key, scale=1.0):
@@ -175,19 +195,39 @@ def _run(ctx: StudyContext) -> StudyResult:
     subset = "" if p["test_every"] == 1 else f" (every {p['test_every']}th)"
     rows = []
     for label, (_, cfg, n) in specs.items():
-        rows.append([label, f"{n:,}", fmt(col(label, "wer", 100), 3), fmt(col(label, "per", 100), 3),
-                     f"{mean_std(col(label, 'tokens_per_s'))[0]:,.0f}", f"{mean_std(col(label, 'epoch_s'))[0]:,.0f}",
-                     f"{mean_std(col(label, 'epochs'))[0]:.2f}", f"{mean_std(col(label, 'words_per_s_decode'))[0]:,.0f}"])
-    res.tables.append(Table(
-        f"Test WER / PER (%) after {p['budget']:g} CPU-seconds of training each (greedy decoding)",
-        ["model", "parameters", f"WER % ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})", "PER %",
-         "train tokens/CPU-s", "CPU-s per epoch", "epochs in budget", "decode words/CPU-s"], rows,
-        f"{len(train.words):,} training words ({len(train):,} pronunciations, {train.target_tokens():,} phoneme tokens per epoch); "
-        f"{len(test_words):,} words of the standard test list{subset}. "
-        f"Transformer {t_cfg}; LSTM {l_cfg}. Adam {p['lr']:g}, batch {p['batch']}, gradient clip 1, label smoothing 0.1, "
-        "one CPU thread; time is this process's CPU time, so other load on the machine does not change the budget. "
-        "Seconds per epoch are extrapolated from the measured throughput when the budget is shorter than an epoch.",
-    ))
+        rows.append(
+            [
+                label,
+                f"{n:,}",
+                fmt(col(label, "wer", 100), 3),
+                fmt(col(label, "per", 100), 3),
+                f"{mean_std(col(label, 'tokens_per_s'))[0]:,.0f}",
+                f"{mean_std(col(label, 'epoch_s'))[0]:,.0f}",
+                f"{mean_std(col(label, 'epochs'))[0]:.2f}",
+                f"{mean_std(col(label, 'words_per_s_decode'))[0]:,.0f}",
+            ]
+        )
+    res.tables.append(
+        Table(
+            f"Test WER / PER (%) after {p['budget']:g} CPU-seconds of training each (greedy decoding)",
+            [
+                "model",
+                "parameters",
+                f"WER % ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})",
+                "PER %",
+                "train tokens/CPU-s",
+                "CPU-s per epoch",
+                "epochs in budget",
+                "decode words/CPU-s",
+            ],
+            rows,
+            f"{len(train.words):,} training words ({len(train):,} pronunciations, {train.target_tokens():,} phoneme tokens per epoch); "
+            f"{len(test_words):,} words of the standard test list{subset}. "
+            f"Transformer {t_cfg}; LSTM {l_cfg}. Adam {p['lr']:g}, batch {p['batch']}, gradient clip 1, label smoothing 0.1, "
+            "one CPU thread; time is this process's CPU time, so other load on the machine does not change the budget. "
+            "Seconds per epoch are extrapolated from the measured throughput when the budget is shorter than an epoch.",
+        )
+    )
 
     bins = [b for b, _, _ in LENGTH_BINS if b in runs["Transformer"][0]["by_len"]]
     len_rows, ratios = [], {}
@@ -199,34 +239,55 @@ def _run(ctx: StudyContext) -> StudyResult:
         lst = [r["by_len"][b] * 100 for r in runs["LSTM+attention"]]
         ratios[b] = mean_std(t)[0] / max(mean_std(lst)[0], 1e-9)
         len_rows.append([b, n_words, fmt(t, 3), fmt(lst, 3), f"{ratios[b]:.2f}"])
-    res.tables.append(Table("Test WER (%) by word length", ["word length", "test words", "Transformer", "LSTM+attention", "Transformer / LSTM"], len_rows,
-                            "A ratio below 1 means the Transformer makes fewer errors; the long-dependency claim predicts the ratio falls as words get longer."))
-    res.tables.append(Table("Published anchors on the standard test set (WER / PER %)", ["system", "WER", "PER"], ANCHORS,
-                            "Our test list has the size of Yao & Zweig's split but its provenance is CNTK's example (see PROVENANCE.md), "
-                            "and our training words come from a newer CMUdict: close, not identical, comparisons."))
+    res.tables.append(
+        Table(
+            "Test WER (%) by word length",
+            ["word length", "test words", "Transformer", "LSTM+attention", "Transformer / LSTM"],
+            len_rows,
+            "A ratio below 1 means the Transformer makes fewer errors; the long-dependency claim predicts the ratio falls as words get longer.",
+        )
+    )
+    res.tables.append(
+        Table(
+            "Published anchors on the standard test set (WER / PER %)",
+            ["system", "WER", "PER"],
+            ANCHORS,
+            "Our test list has the size of Yao & Zweig's split but its provenance is CNTK's example (see PROVENANCE.md), "
+            "and our training words come from a newer CMUdict: close, not identical, comparisons.",
+        )
+    )
 
     examples = sorted({min(test_words, key=lambda w: abs(len(w) - n)) for n in (4, 8, 13)}, key=len)
     _heatmaps(last_models, examples, ctx.path("attention.png"))
-    res.figures.append(Figure("attention.png", "Attention over the letters while emitting each phoneme (greedy output), "
-                                                "Transformer: last decoder layer, mean over heads; LSTM: Luong attention."))
+    res.figures.append(
+        Figure(
+            "attention.png",
+            "Attention over the letters while emitting each phoneme (greedy output), "
+            "Transformer: last decoder layer, mean over heads; LSTM: Luong attention.",
+        )
+    )
 
     # verdicts, from the numbers
     tok_t, tok_l = mean_std(col("Transformer", "tokens_per_s"))[0], mean_std(col("LSTM+attention", "tokens_per_s"))[0]
-    res.findings.append(Finding(
-        "The Transformer trains more tokens per second than the LSTM at the same parameter count.",
-        "supported" if tok_t > 1.10 * tok_l else ("not supported" if tok_t < 0.90 * tok_l else "inconclusive"),
-        f"{tok_t:,.0f} vs {tok_l:,.0f} phoneme tokens/s (ratio {tok_t / tok_l:.2f}) with {n_t:,} vs {n_l:,} parameters "
-        "on one CPU thread (tokens per CPU-second); a ratio within 0.90-1.10 is inconclusive, because repeated "
-        "runs on this shared machine moved it by that much (benchmarks/bench_g2p_speed.py).",
-    ))
+    res.findings.append(
+        Finding(
+            "The Transformer trains more tokens per second than the LSTM at the same parameter count.",
+            "supported" if tok_t > 1.10 * tok_l else ("not supported" if tok_t < 0.90 * tok_l else "inconclusive"),
+            f"{tok_t:,.0f} vs {tok_l:,.0f} phoneme tokens/s (ratio {tok_t / tok_l:.2f}) with {n_t:,} vs {n_l:,} parameters "
+            "on one CPU thread (tokens per CPU-second); a ratio within 0.90-1.10 is inconclusive, because repeated "
+            "runs on this shared machine moved it by that much (benchmarks/bench_g2p_speed.py).",
+        )
+    )
     (mt, st), (ml, sl) = mean_std(col("Transformer", "wer", 100)), mean_std(col("LSTM+attention", "wer", 100))
     noise = max(st, sl, 0.5)
-    res.findings.append(Finding(
-        f"With the same training time ({p['budget']:g} CPU-seconds), the Transformer reaches a lower test WER.",
-        "supported" if ml - mt > noise else ("not supported" if mt - ml > noise else "inconclusive"),
-        f"WER {mt:.2f}% (Transformer) vs {ml:.2f}% (LSTM); a difference counts when it exceeds {noise:.2f} points "
-        "(the larger seed std, at least 0.5).",
-    ))
+    res.findings.append(
+        Finding(
+            f"With the same training time ({p['budget']:g} CPU-seconds), the Transformer reaches a lower test WER.",
+            "supported" if ml - mt > noise else ("not supported" if mt - ml > noise else "inconclusive"),
+            f"WER {mt:.2f}% (Transformer) vs {ml:.2f}% (LSTM); a difference counts when it exceeds {noise:.2f} points "
+            "(the larger seed std, at least 0.5).",
+        )
+    )
     if len(bins) >= 2:
         short, long_ = ratios[bins[0]], ratios[bins[-1]]
         t_long = mean_std([r["by_len"][bins[-1]] for r in runs["Transformer"]])[0]
@@ -240,19 +301,35 @@ def _run(ctx: StudyContext) -> StudyResult:
             verdict = "not supported"
         else:
             verdict = "inconclusive"
-        res.findings.append(Finding(
-            "The Transformer handles long dependencies better: its advantage grows with word length.",
-            verdict,
-            f"Transformer/LSTM WER ratio {short:.2f} on {bins[0]} and {long_:.2f} on {bins[-1]} "
-            f"(WER on long words {100 * t_long:.1f}% vs {100 * l_long:.1f}%)"
-            + ("; a model at 95% WER or more on long words is saturated, so the ratio says nothing about length." if saturated else "."),
-        ))
-    res.data.update({"runs": runs, "params": {"Transformer": n_t, "LSTM+attention": n_l},
-                     "config": {"Transformer": t_cfg, "LSTM+attention": l_cfg}, "examples": examples})
+        res.findings.append(
+            Finding(
+                "The Transformer handles long dependencies better: its advantage grows with word length.",
+                verdict,
+                f"Transformer/LSTM WER ratio {short:.2f} on {bins[0]} and {long_:.2f} on {bins[-1]} "
+                f"(WER on long words {100 * t_long:.1f}% vs {100 * l_long:.1f}%)"
+                + (
+                    "; a model at 95% WER or more on long words is saturated, so the ratio says nothing about length."
+                    if saturated
+                    else "."
+                ),
+            )
+        )
+    res.data.update(
+        {
+            "runs": runs,
+            "params": {"Transformer": n_t, "LSTM+attention": n_l},
+            "config": {"Transformer": t_cfg, "LSTM+attention": l_cfg},
+            "examples": examples,
+        }
+    )
     if ctx.preset != "full":
-        res.notes.append(f"The {ctx.preset} preset trains small models for {p['budget']:g} CPU-seconds each, far below convergence: "
-                         "its WERs show the trend, not the models' quality. The full preset trains 3x256 models for "
-                         f"{PRESETS['full']['budget']:g} CPU-seconds each.")
-    res.notes.append("Throughput is measured on one CPU thread while training. With more threads, or on a GPU, the Transformer's "
-                     "position-parallel layers could change the speed comparison; this study does not measure that.")
+        res.notes.append(
+            f"The {ctx.preset} preset trains small models for {p['budget']:g} CPU-seconds each, far below convergence: "
+            "its WERs show the trend, not the models' quality. The full preset trains 3x256 models for "
+            f"{PRESETS['full']['budget']:g} CPU-seconds each."
+        )
+    res.notes.append(
+        "Throughput is measured on one CPU thread while training. With more threads, or on a GPU, the Transformer's "
+        "position-parallel layers could change the speed comparison; this study does not measure that."
+    )
     return res

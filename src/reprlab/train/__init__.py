@@ -1,4 +1,5 @@
 """The training engine and run directories."""
+
 from .checkpoint import load_run, read_run_config
 from .engine import Trainer, seed_everything
 

@@ -5,6 +5,7 @@ A run directory holds ``config.json`` (resolved config, registry name, seed, ver
 resume: weights, optimizers, RNG states, position; loaded with ``weights_only=True``) and
 ``metrics.jsonl`` (one JSON line per epoch).
 """
+
 from __future__ import annotations
 
 import io
@@ -49,8 +50,12 @@ def versions() -> dict[str, str]:
     from .. import __version__
 
     return {
-        "reprlab": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-        "lightning": lightning.__version__, "numpy": numpy.__version__, "python": platform.python_version(),
+        "reprlab": __version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "lightning": lightning.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
     }
 
 
@@ -66,7 +71,9 @@ def prepare_run_dir(path: Path, overwrite: bool) -> None:
     if path.is_dir() and any(path.iterdir()):
         if not overwrite:
             what = "a run" if is_run(path) else "files"
-            raise RunExistsError(f"{path} already holds {what}; pass --overwrite to replace it, or --resume {path} to continue it")
+            raise RunExistsError(
+                f"{path} already holds {what}; pass --overwrite to replace it, or --resume {path} to continue it"
+            )
         import shutil
 
         shutil.rmtree(path)
@@ -89,7 +96,9 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({str(e).splitlines()[0]}); the checkpoint is corrupt or truncated") from None
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({str(e).splitlines()[0]}); the checkpoint is corrupt or truncated"
+        ) from None
 
 
 def apply_weights(module: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
@@ -106,7 +115,9 @@ def apply_weights(module: torch.nn.Module, state: dict[str, torch.Tensor], where
         raise CheckpointError(f"{where} does not match the model: {'; '.join(parts)}")
     for k, v in state.items():
         if own[k].shape != v.shape:
-            raise CheckpointError(f"{where} does not match the model: {k} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}")
+            raise CheckpointError(
+                f"{where} does not match the model: {k} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}"
+            )
     module.load_state_dict(state, strict=True)
 
 
@@ -123,7 +134,9 @@ def load_state(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for a bad file
-        raise CheckpointError(f"{path} cannot be read ({e.__class__.__name__}); the trainer state is corrupt or truncated") from None
+        raise CheckpointError(
+            f"{path} cannot be read ({e.__class__.__name__}); the trainer state is corrupt or truncated"
+        ) from None
     if not isinstance(state, dict) or "step" not in state or "model" not in state:
         raise CheckpointError(f"{path} is not a reprlab trainer state")
     return state

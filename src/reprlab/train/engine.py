@@ -4,6 +4,7 @@ What it gives every model: seeding (bitwise reproducible on CPU), rich progress 
 TensorBoard logs, evaluation every epoch, an atomically written run directory, exact resume,
 a NaN/Inf guard, bf16 autocast, and DDP over ``devices`` processes (gloo on CPU).
 """
+
 from __future__ import annotations
 
 import json
@@ -12,21 +13,20 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
-
 import warnings
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 from torch import Tensor
 
-# Fabric's all_gather goes through a torch API that now warns on every call; the call is correct
-warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_gather is deprecated")
-
 from ..config import TrainerConfig, to_dict
 from ..data.batches import BatchSource
 from ..errors import CheckpointError, DivergedError
 from . import checkpoint as ck
+
+# Fabric's all_gather goes through a torch API that now warns on every call; the call is correct
+warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_gather is deprecated")
 
 
 def seed_everything(seed: int) -> None:
@@ -46,7 +46,9 @@ def make_optimizer(params: Iterable, cfg: TrainerConfig, lr: float | None = None
     lr = cfg.lr if lr is None else lr
     params = [dict(g, params=list(g["params"])) if isinstance(g, dict) else g for g in params]
     flat = [q for g in params for q in (g["params"] if isinstance(g, dict) else [g])]
-    fused = bool(flat) and all(q.device.type in ("cpu", "cuda") and q.dtype in (torch.float32, torch.bfloat16) for q in flat)
+    fused = bool(flat) and all(
+        q.device.type in ("cpu", "cuda") and q.dtype in (torch.float32, torch.bfloat16) for q in flat
+    )
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay, fused=fused)
     if cfg.optimizer == "adamw":
@@ -149,7 +151,9 @@ class Trainer:
     def _set_rng_state(self, rng: dict[str, Any]) -> None:
         rows = rng["torch"]
         if rows.shape[0] != self.world:
-            raise CheckpointError(f"the run was saved with {rows.shape[0]} processes; resume it with --devices {rows.shape[0]}")
+            raise CheckpointError(
+                f"the run was saved with {rows.shape[0]} processes; resume it with --devices {rows.shape[0]}"
+            )
         torch.set_rng_state(rows[self.rank].to(torch.uint8).clone())
         np.random.set_state(("MT19937", rng["numpy_keys"].numpy().astype(np.uint32), rng["numpy_pos"], 0, 0.0))
         random.setstate((3, tuple(rng["python"]), None))
@@ -221,10 +225,14 @@ class Trainer:
             state = ck.load_state(self.run_dir / ck.STATE)
             name = getattr(raw, "registry_name", "")
             if state.get("registry_name") and name and state["registry_name"] != name:
-                raise CheckpointError(f"{self.run_dir} holds a {state['registry_name']} run; it cannot be resumed as {name}")
+                raise CheckpointError(
+                    f"{self.run_dir} holds a {state['registry_name']} run; it cannot be resumed as {name}"
+                )
             ck.apply_weights(raw, state["model"], str(self.run_dir / ck.STATE))
             if len(state["optimizers"]) != len(optimizers):
-                raise CheckpointError(f"{self.run_dir}: the saved run has {len(state['optimizers'])} optimizers, the model has {len(optimizers)}")
+                raise CheckpointError(
+                    f"{self.run_dir}: the saved run has {len(state['optimizers'])} optimizers, the model has {len(optimizers)}"
+                )
             for o, s in zip(optimizers, state["optimizers"]):
                 o.load_state_dict(s)
             step, start_epoch, start_batch = state["step"], state["epoch"], state["batch_in_epoch"]
@@ -265,7 +273,9 @@ class Trainer:
                 for b, batch in enumerate(train.epoch(epoch, self.rank, self.world, start=first), start=first):
                     batch = {k: fabric.to_device(v) for k, v in batch.items()}
                     if scheduled:
-                        scale = lr_scale(step, cfg.epochs * bpe, cfg)  # horizon: all epochs, so max_steps + resume is exact
+                        scale = lr_scale(
+                            step, cfg.epochs * bpe, cfg
+                        )  # horizon: all epochs, so max_steps + resume is exact
                         for group in (g for o in optimizers for g in o.param_groups):
                             group["lr"] = group.setdefault("base_lr", group["lr"]) * scale
                     if hasattr(raw, "on_train_step_start"):
@@ -293,7 +303,11 @@ class Trainer:
                     if self.log_every and step % self.log_every == 0:
                         fabric.log_dict({f"train_step/{k}": sums[k] / count for k in sums}, step=step)
                     if progress:
-                        progress.update(task, completed=step, description=f"{self.description} epoch {epoch + 1}/{cfg.epochs} loss {sums.get('loss', 0) / max(count, 1):.4g}")
+                        progress.update(
+                            task,
+                            completed=step,
+                            description=f"{self.description} epoch {epoch + 1}/{cfg.epochs} loss {sums.get('loss', 0) / max(count, 1):.4g}",
+                        )
                     if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                         self._save(fmodel, optimizers, step, epoch, b + 1)
                     if cfg.max_steps and step >= cfg.max_steps:
@@ -356,11 +370,23 @@ class Trainer:
         if not self.cfg.progress or not self.fabric.is_global_zero:
             return _NoProgress()
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         return Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=False,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
         )
 
 
