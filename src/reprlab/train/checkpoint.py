@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -20,26 +19,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from ..errors import CheckpointError, RunExistsError
+from ..io import atomic_write_bytes, atomic_write_text  # noqa: F401 - re-exported for callers of this module
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 STATE = "trainer_state.pt"
 METRICS = "metrics.jsonl"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file beside ``path``, fsync, then rename over it: readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
 
 
 def versions() -> dict[str, str]:
