@@ -30,6 +30,7 @@ from reprlab.config import TrainerConfig  # noqa: E402
 from reprlab.data.g2p import PAD, G2PBatches, standard_split  # noqa: E402
 from reprlab.registry import create_model  # noqa: E402
 from reprlab.studies.transformer import count_params, matched_lstm  # noqa: E402
+from reprlab.train.engine import make_optimizer  # noqa: E402
 
 
 def configs(d: int) -> tuple[dict, dict]:
@@ -44,11 +45,13 @@ def tokens_per_second(name: str, cfg: dict, batches: list[dict], compiled: bool 
     model = create_model(name, **cfg).train()
     if compiled:
         model.loss = torch.compile(model.loss, dynamic=True)
-    opts = model.configure_optimizers(TrainerConfig(lr=1e-3, grad_clip=1.0))
-    model.on_train_step_start(0, 1)
+    (opt,) = [make_optimizer(g, TrainerConfig(lr=1e-3)) for g in model.optimizer_groups()]
 
-    def step(batch):
-        model.train_step(batch, opts, lambda loss: loss.backward())
+    def step(batch):  # the engine's step for a loss-only model: zero, backward, clip to 1, Adam
+        opt.zero_grad(set_to_none=True)
+        model.loss(batch)["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
 
     warm = 20 if compiled else 1
     for b in batches[:warm]:  # warm-up: allocator, optimizer state (and compilation)

@@ -53,7 +53,8 @@ def plain(src, x, y) -> float:
     """The loop one writes by hand: two Adam groups, shuffled index batches, no engine."""
     seed_everything(0)
     m = target_model(src, 10, "all")
-    opt = torch.optim.Adam(m.param_groups(1e-3))
+    groups = [{"params": g["params"], "lr": 1e-3 * g.get("lr_mult", 1.0)} for g in m.optimizer_groups()[0]]
+    opt = torch.optim.Adam(groups)
     m.train()
     t = time.perf_counter()
     order = torch.randperm(len(x))

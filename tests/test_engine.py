@@ -142,10 +142,10 @@ def test_nan_guard_stops_names_step_keeps_last_good(tmp_path):
 
 def test_refuses_to_overwrite(tmp_path):
     (tmp_path / "r").mkdir()
-    (tmp_path / "r" / "config.json").write_text("{}")
+    (tmp_path / "r" / "config.json").write_text('{"model": "ae_mlp"}')
     with pytest.raises(RunExistsError, match="--overwrite"):
         Trainer(TrainerConfig(**CFG), tmp_path / "r")
-    assert (tmp_path / "r" / "config.json").read_text() == "{}"
+    assert (tmp_path / "r" / "config.json").read_text() == '{"model": "ae_mlp"}'
     Trainer(TrainerConfig(**CFG), tmp_path / "r", overwrite=True)
     assert not (tmp_path / "r" / "config.json").exists()
 
@@ -158,19 +158,19 @@ class TwoOpt(ReprModel):
         self.a = nn.Linear(16, 1)
         self.b = nn.Linear(16, 1)
 
-    def configure_optimizers(self, cfg):
-        return [torch.optim.SGD(self.a.parameters(), lr=0.1), torch.optim.SGD(self.b.parameters(), lr=0.1)]
+    def optimizer_groups(self):
+        return [[{"params": self.a.parameters()}], [{"params": self.b.parameters()}]]
 
-    def train_step(self, batch, optimizers, backward):
+    def train_step(self, batch, steps):
         x = batch["x"].flatten(1)
-        opt_a, opt_b = optimizers
+        opt_a, opt_b = steps
         opt_a.zero_grad()
         la = (self.a(x) - 1).pow(2).mean()
-        backward(la)
+        opt_a.backward(la)
         opt_a.step()
         opt_b.zero_grad()
         lb = (self.b(x) + 1).pow(2).mean()
-        backward(lb)
+        opt_b.backward(lb)
         opt_b.step()
         return {"loss": la + lb, "loss_a": la, "loss_b": lb}
 
@@ -179,7 +179,8 @@ def test_models_with_their_own_optimizers(tmp_path):
     seed_everything(0)
     m = TwoOpt()
     a0, b0 = m.a.weight.clone(), m.b.weight.clone()
-    out = Trainer(TrainerConfig(epochs=3, batch_size=32, **CFG), tmp_path / "r").fit(m, TensorBatches(data(), 32))
+    cfg = TrainerConfig(epochs=3, batch_size=32, optimizer="sgd", lr=0.1, **CFG)
+    out = Trainer(cfg, tmp_path / "r").fit(m, TensorBatches(data(), 32))
     assert not torch.equal(a0, m.a.weight) and not torch.equal(b0, m.b.weight)
     assert out["train/loss_a"] < 0.5 and out["train/loss_b"] < 0.5
     assert len(load_state(tmp_path / "r" / "trainer_state.pt")["optimizers"]) == 2

@@ -246,6 +246,8 @@ class TrainerConfig:
         "constant"  # after warm-up: keep lr, or cosine-decay it to 0 at the end of the last epoch
     )
     warmup_steps: int = 0  # linear learning-rate warm-up from lr/warmup_steps to lr
+    accumulate: int = 1  # batches whose gradients are summed into one optimizer step
+    early_stop: Optional[str] = None  # METRIC:PATIENCE[:min|max], e.g. val/loss:3; keeps best.safetensors
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, f"trainer.epochs must be >= 1, got {self.epochs}")
@@ -263,6 +265,26 @@ class TrainerConfig:
             f"trainer.lr_schedule must be constant or cosine, got {self.lr_schedule!r}",
         )
         _check(self.warmup_steps >= 0, f"trainer.warmup_steps must be >= 0, got {self.warmup_steps}")
+        _check(self.accumulate >= 1, f"trainer.accumulate must be >= 1, got {self.accumulate}")
+        if self.early_stop is not None:
+            parse_early_stop(self.early_stop)
+
+
+def parse_early_stop(text: str) -> tuple[str, int, str]:
+    """``'val/loss:3'`` -> ``('val/loss', 3, 'min')``; the mode is ``max`` for accuracies unless given."""
+    parts = str(text).split(":")
+    usage = "trainer.early_stop looks like METRIC:PATIENCE[:min|max], e.g. val/loss:3 or val/acc:5:max"
+    _check(len(parts) in (2, 3) and parts[0].strip() != "", f"{usage}; got {text!r}")
+    metric = parts[0].strip()
+    _check(metric.startswith("val/"), f"trainer.early_stop watches a validation metric (val/...), got {metric!r}")
+    try:
+        patience = int(parts[1])
+    except ValueError:
+        raise ConfigError(f"{usage}; the patience {parts[1]!r} is not a whole number") from None
+    _check(patience >= 1, f"trainer.early_stop patience must be >= 1, got {patience}")
+    mode = parts[2].strip() if len(parts) == 3 else ("max" if "acc" in metric.split("/")[-1] else "min")
+    _check(mode in ("min", "max"), f"{usage}; the mode must be min or max, got {mode!r}")
+    return metric, patience, mode
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from .errors import CheckpointError, ConfigError
 from .registry import create_model
 from .train import checkpoint as ck
 from .train.engine import Trainer, seed_everything
+from .train.rundir import OpenRun
 
 LAYER_TYPES = ("ae", "dae", "rbm")
 STACK_FILE = "stack.json"
@@ -158,15 +159,25 @@ def pretrain_stack(
         "scores": [],
         **(extra_meta or {}),
     }
+    run = None
     if out is not None:
         if resume:
             old = _read_stack_json(out)
             if old.get("status") == "finished":
                 raise CheckpointError(f"{out} is already a finished stack; fine-tune it with 'reprlab finetune {out}'")
             meta["scores"] = old.get("scores", [])
-        else:
-            ck.prepare_run_dir(out, overwrite)
+        run = OpenRun(out, resume=resume, overwrite=overwrite)  # locked while the stack trains
+    try:
+        return _pretrain_layers(x, spec, trainer, out, resume, x_eval, meta, on_layer_done, run)
+    finally:
+        if run is not None:
+            run.close()
+
+
+def _pretrain_layers(x, spec, trainer, out, resume, x_eval, meta, on_layer_done, run) -> Stack:
+    if out is not None:
         ck.atomic_write_text(out / STACK_FILE, json.dumps(meta, indent=2) + "\n")
+        run.commit()  # a stack this one replaces can go
 
     h = x.flatten(1)
     h_eval = x_eval.flatten(1) if x_eval is not None else None
@@ -184,15 +195,15 @@ def pretrain_stack(
             layer = create_model(name, **cfg)
             cont = layer_dir is not None and resume and (layer_dir / ck.STATE).is_file()
             run_config = {"model": name, "model_config": to_dict(layer.config), "trainer": to_dict(trainer)}
-            t = Trainer(
+            with Trainer(
                 replace(trainer, seed=trainer.seed * 1000 + l),
                 layer_dir,
                 run_config,
                 resume=cont,
                 overwrite=True,
                 description=f"layer {l + 1}/{len(spec.layers)} ({spec.layer_type} {spec.layers[l]})",
-            )
-            t.fit(layer, TensorBatches({"x": h}, trainer.batch_size, seed=trainer.seed * 1000 + l))
+            ) as t:
+                t.fit(layer, TensorBatches({"x": h}, trainer.batch_size, seed=trainer.seed * 1000 + l))
             layer.eval()
             score = {"layer": l + 1, "type": spec.layer_type, "size": spec.layers[l]}
             score.update({f"train/{k}": v for k, v in layer_scores(layer, h).items()})

@@ -51,9 +51,8 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from ..data.domains import DEFAULT_TARGET, accuracy_by_photo, fashion_m_photo_names
+    from ..data.domains import DEFAULT_TARGET
     from ..models.adaptation import model_name
-    from ..train.engine import evaluate_model
     from ._common import resolve_config
     from .train import train_model
 
@@ -81,6 +80,14 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"adapt-{args.method}-seed{seed}"
     t0 = time.perf_counter()
     model, trainer, task, metrics = train_model(name, tree, out, overwrite=args.overwrite)
+    with trainer:
+        return _report(args, target, out, model, task, metrics, t0)
+
+
+def _report(args, target: str, out: Path, model, task, metrics: dict, t0: float) -> int:
+    from ..data.domains import accuracy_by_photo, fashion_m_photo_names
+    from ..train.engine import evaluate_model
+
     target_acc = evaluate_model(model, task.test)["acc"]
     source_acc = evaluate_model(model, task.source_test)["acc"]
     result = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
@@ -100,7 +107,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         right = (model.predict_proba(x_te).argmax(1) == y_te).numpy()
         by_photo = accuracy_by_photo(right, fashion_m_photo_names("test", len(x_te)))
     result.update({f"target/test_acc/{photo}": acc for photo, acc in by_photo.items()})
-    from ..train.checkpoint import atomic_write_text
+    from ..io import atomic_write_text
 
     atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
     print(f"run: {out}")

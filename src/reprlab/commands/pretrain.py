@@ -60,7 +60,8 @@ def register(sub) -> None:
 
 def run_pretrain(args: argparse.Namespace, extra: list[str]) -> int:
     from ..data import load_images
-    from ..pretraining import STACK_FILE, StackSpec, parse_layers, pretrain_stack
+    from ..pretraining import StackSpec, parse_layers, pretrain_stack
+    from ..train.rundir import check_new_run
 
     if args.resume:
         out = Path(args.resume)
@@ -103,9 +104,8 @@ def run_pretrain(args: argparse.Namespace, extra: list[str]) -> int:
             "pretrain takes no --model.* options; use --layers, --layer-type, --corruption, --k, --persistent"
         )
     trainer_cfg, data_cfg = build_trainer_and_data(tree)
-    if not args.resume and out.exists() and any(out.iterdir()) and not args.overwrite:
-        hint = f", or --resume {out} to continue it" if (out / STACK_FILE).is_file() else ""
-        raise ConfigError(f"{out} already exists; pass --overwrite to replace it{hint}")
+    if not args.resume:
+        check_new_run(out, args.overwrite)
     data = load_images(data_cfg.name, data_cfg.data_dir, data_cfg.val_size, data_cfg.limit)
     print(
         f"data: {data.name}: pre-training {spec.layer_type} layers {list(spec.layers)} on {len(data.train[0])} unlabelled images",
@@ -137,8 +137,10 @@ def run_finetune(args: argparse.Namespace, extra: list[str]) -> int:
     from ..data.batches import TensorBatches
     from ..pretraining import classifier_from_stack, label_subset, load_stack
     from ..registry import create_model
-    from ..train.checkpoint import atomic_write_text, read_run_config
+    from ..io import atomic_write_text
+    from ..train.checkpoint import read_run_config
     from ..train.engine import Trainer, seed_everything
+    from ..train.rundir import check_new_run
 
     if args.resume:
         saved = read_run_config(args.resume)
@@ -174,6 +176,7 @@ def run_finetune(args: argparse.Namespace, extra: list[str]) -> int:
     if not args.resume:
         seed = trainer_cfg.seed
         out = Path(args.out) if args.out else stack_dir / f"finetune-{n}-seed{seed}{'-random' if random_init else ''}"
+        check_new_run(out, args.overwrite)
 
     seed_everything(trainer_cfg.seed)
     model = classifier_from_stack(stack, data.num_classes, depth)
@@ -193,18 +196,20 @@ def run_finetune(args: argparse.Namespace, extra: list[str]) -> int:
         file=sys.stderr,
     )
     t0 = time.perf_counter()
-    trainer = Trainer(
-        trainer_cfg, out, run_config, resume=bool(args.resume), overwrite=args.overwrite, description="finetune"
-    )
     val = TensorBatches({"x": data.val[0], "y": data.val[1]}, 1024, shuffle=False) if len(data.val[0]) else None
-    metrics = trainer.fit(
-        model, TensorBatches({"x": x[idx], "y": y[idx]}, trainer_cfg.batch_size, seed=trainer_cfg.seed), val
-    )
-    test = trainer.evaluate(model, TensorBatches({"x": data.test[0], "y": data.test[1]}, 1024, shuffle=False))
-    result = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-    result.update({f"test/{k}": v for k, v in test.items()})
-    result.update({"labels": n, "random_init": random_init, "wall_seconds": time.perf_counter() - t0})
-    atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
+    train = TensorBatches({"x": x[idx], "y": y[idx]}, trainer_cfg.batch_size, seed=trainer_cfg.seed)
+    with Trainer(
+        trainer_cfg, out, run_config, resume=bool(args.resume), overwrite=args.overwrite, description="finetune"
+    ) as trainer:
+        metrics = trainer.fit(model, train, val)
+        if trainer.already_finished:
+            print(f"{out} is already finished; nothing changed. Pass --epochs N to train longer.", file=sys.stderr)
+            return 0
+        test = trainer.evaluate(model, TensorBatches({"x": data.test[0], "y": data.test[1]}, 1024, shuffle=False))
+        result = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        result.update({f"test/{k}": v for k, v in test.items()})
+        result.update({"labels": n, "random_init": random_init, "wall_seconds": time.perf_counter() - t0})
+        atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
     print(f"run: {out}")
     print("metrics: " + json.dumps({k: round(v, 5) for k, v in result.items() if k.startswith(("test/", "val/"))}))
     return 0

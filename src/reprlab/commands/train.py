@@ -36,13 +36,21 @@ def register(sub) -> None:
 def train_model(
     name: str, tree: dict, out: Path | None, resume: bool = False, overwrite: bool = False, quiet: bool = False
 ):
-    """Build data and model from a resolved config tree and train it. Returns (model, trainer, task_data, metrics)."""
+    """Build data and model from a resolved config tree and train it. Returns (model, trainer, task_data, metrics).
+
+    The run folder is checked first (before any data is read), and created only once the model is built.
+    The caller owns the returned trainer's run folder: ``trainer.close()`` releases it.
+    """
     from ..registry import build_config, get_spec
     from ..tasks import get_task
+    from ..train.callbacks import SampleGrid
     from ..train.engine import Trainer, seed_everything
+    from ..train.rundir import check_new_run
 
     spec = get_spec(name)
     trainer_cfg, data_cfg = build_trainer_and_data(tree)
+    if out is not None and not resume:
+        check_new_run(out, overwrite)
     task = get_task(spec.task)(data_cfg, trainer_cfg)
     model_values = dict(tree["model"])
     fields = spec.config_cls.__dataclass_fields__
@@ -56,13 +64,30 @@ def train_model(
         "trainer": to_dict(trainer_cfg),
         "data": to_dict(data_cfg),
     }
-    trainer = Trainer(trainer_cfg, out, run_config, resume=resume, overwrite=overwrite, description=name)
     seed_everything(trainer_cfg.seed)
     model = spec.cls(model_cfg)
-    if not quiet and task.summary:
-        print(f"data: {task.summary}", file=sys.stderr)
-    metrics = trainer.fit(model, task.train, task.val)
+    trainer = Trainer(trainer_cfg, out, run_config, resume=resume, overwrite=overwrite, description=name)
+    try:
+        if not quiet and task.summary:
+            print(f"data: {task.summary}", file=sys.stderr)
+        callbacks = [SampleGrid()] if hasattr(model, "fixed_grid") else []
+        metrics = trainer.fit(model, task.train, task.val, callbacks=callbacks)
+    except BaseException:
+        trainer.close()
+        raise
     return model, trainer, task, metrics
+
+
+def write_final_metrics(out: Path, metrics: dict, test: dict, seconds: float, **extra) -> dict:
+    """RUN/final_metrics.json: the last epoch's numbers, the test metrics (``test/...``) and the wall time."""
+    from ..io import atomic_write_text
+
+    result = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    result.update({f"test/{k}": v for k, v in test.items()})
+    result["wall_seconds"] = seconds
+    result.update(extra)
+    atomic_write_text(Path(out) / "final_metrics.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return result
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
@@ -77,25 +102,36 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         name = saved["model"]
         if args.out and Path(args.out) != Path(args.resume):
             raise ConfigError("--resume continues in the run's own directory; drop --out")
+        if args.overwrite:
+            raise ConfigError("--resume continues a run; it cannot be combined with --overwrite")
         out = Path(args.resume)
     elif not name:
         raise ConfigError("name a model to train (see 'reprlab models'), or pass --resume RUN")
     tree = resolve_config(args, extra, saved)
+    if saved:
+        for sec, key in (("model", "model_config"), ("data", "data")):
+            changed = sorted(k for k, v in tree[sec].items() if saved.get(key, {}).get(k, v) != v)
+            if changed:
+                raise ConfigError(f"--{sec}.{changed[0]} cannot change on --resume; start a new run instead")
     if not args.resume:
         seed = tree["trainer"].get("seed", 0)
         out = Path(args.out) if args.out else Path("runs") / f"{name}-seed{seed}"
     t0 = time.perf_counter()
     model, trainer, task, metrics = train_model(name, tree, out, resume=bool(args.resume), overwrite=args.overwrite)
-    # every process takes part in the (collective) test evaluation; rank 0 writes
-    test = trainer.evaluate(model, task.test) if task.test is not None else {}
-    if trainer.fabric.is_global_zero:
-        result = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-        result.update({f"test/{k}": v for k, v in test.items()})
-        result["wall_seconds"] = time.perf_counter() - t0
-        from ..train.checkpoint import atomic_write_text
-
-        atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
-        shown = {k: round(v, 5) for k, v in result.items() if k.startswith(("test/", "val/"))}
-        print(f"run: {out}")
-        print("metrics: " + json.dumps(shown))
+    with trainer:
+        if trainer.already_finished:
+            last = trainer.history[-1] if trainer.history else {}
+            print(
+                f"{out} is already finished (epoch {last.get('epoch', '?')}, step {last.get('step', '?')}); "
+                "nothing changed. Pass --epochs N (more than now) to train longer.",
+                file=sys.stderr,
+            )
+            return 0
+        # every process takes part in the (collective) test evaluation; rank 0 writes
+        test = trainer.evaluate(model, task.test) if task.test is not None else {}
+        if trainer.fabric.is_global_zero:
+            result = write_final_metrics(out, metrics, test, time.perf_counter() - t0)
+            shown = {k: round(v, 5) for k, v in result.items() if k.startswith(("test/", "val/"))}
+            print(f"run: {out}")
+            print("metrics: " + json.dumps(shown))
     return 0

@@ -95,8 +95,7 @@ def register(sub) -> None:
     how.add_argument(
         "--lr-schedule",
         choices=["constant", "cosine"],
-        default="constant",
-        help="cosine decays every lr to 0 over the run",
+        help="cosine decays every lr to 0 over the run (the same as --trainer.lr_schedule)",
     )
     how.add_argument(
         "--head-init",
@@ -246,8 +245,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     from ..data import load_images
     from ..data.batches import TensorBatches
     from ..data.transfer import fit_input, label_budget
-    from ..train.checkpoint import atomic_write_text
+    from ..io import atomic_write_text
     from ..train.engine import Trainer, seed_everything
+    from ..train.rundir import OpenRun, check_new_run
 
     tree = resolve_config(args, extra)
     tree["data"].pop("data_dir", None)  # --data-dir is ours; resolve_config files it under data
@@ -255,6 +255,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         raise ConfigError(
             "reprlab transfer takes --trainer.KEY=VALUE overrides only; the model and data come from its own flags"
         )
+    if args.lr_schedule:
+        tree["trainer"]["lr_schedule"] = args.lr_schedule
     trainer_cfg = build(TrainerConfig, tree["trainer"], "trainer")
     if args.head != "linear" and args.mode != "frozen":
         raise ConfigError(f"--head {args.head} is fit on frozen features; use it with --mode frozen")
@@ -270,8 +272,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.backbone_lr_mult <= 0:
         raise ConfigError(f"--backbone-lr-mult must be > 0, got {args.backbone_lr_mult}")
     out = Path(args.out) if args.out else Path("runs") / f"transfer-{args.target}-{args.mode}-seed{trainer_cfg.seed}"
-    if args.head != "linear" and out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise CheckpointError(f"{out} already holds files; pass --overwrite to replace them")
+    check_new_run(out, args.overwrite)
 
     d = load_images(args.target, args.data_dir)
     source, values, loaded = _source_model(args, tuple(d.input_shape))
@@ -290,7 +291,6 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         args.backbone_lr_mult,
         standardize_on=x_tr,
         probe_on=(x_tr, y_tr) if args.head_init == "probe" else None,
-        lr_schedule=args.lr_schedule,
         **values,
     )
     print(loaded, file=sys.stderr)
@@ -309,8 +309,14 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             "features": args.features,
             "train_size": len(x_tr),
         }
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
+        run = OpenRun(out, overwrite=args.overwrite)
+        try:  # a run of its own: config.json names the model whose frozen features the head was fit on
+            config = {"model": "classifier", "model_config": to_dict(model.config), "transfer": {"head": args.head}}
+            atomic_write_text(out / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
+            atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
+            run.commit()
+        finally:
+            run.close()
         print(f"run: {out}")
         print("metrics: " + json.dumps({"test/acc": round(acc, 5)}))
         return 0
@@ -329,16 +335,18 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             "loaded": loaded,
         },
     }
-    trainer = Trainer(trainer_cfg, out, run_config, overwrite=args.overwrite, description=f"transfer {args.mode}")
     bs = trainer_cfg.batch_size
     train = TensorBatches({"x": x_tr, "y": y_tr}, bs, shuffle=True, seed=trainer_cfg.seed)
     val = TensorBatches({"x": x_va, "y": d.val[1]}, 1024, shuffle=False) if x_va is not None else None
-    metrics = trainer.fit(model, train, val)
-    test = trainer.evaluate(model, TensorBatches({"x": x_te, "y": d.test[1]}, 1024, shuffle=False))
-    result = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-    result.update({f"test/{k}": v for k, v in test.items()})
-    result["wall_seconds"] = time.perf_counter() - t0
-    atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
+    with Trainer(
+        trainer_cfg, out, run_config, overwrite=args.overwrite, description=f"transfer {args.mode}"
+    ) as trainer:
+        metrics = trainer.fit(model, train, val)
+        test = trainer.evaluate(model, TensorBatches({"x": x_te, "y": d.test[1]}, 1024, shuffle=False))
+        result = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        result.update({f"test/{k}": v for k, v in test.items()})
+        result["wall_seconds"] = time.perf_counter() - t0
+        atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
     print(f"run: {out}")
     print("metrics: " + json.dumps({k: round(v, 5) for k, v in result.items() if k.startswith(("test/", "val/"))}))
     return 0

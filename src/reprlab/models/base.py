@@ -6,15 +6,16 @@ The contract (the engine relies on nothing else):
 * ``forward`` is pure and returns tensors.
 * ``loss(batch) -> dict[str, Tensor]`` with a ``"loss"`` key that is backpropagated;
   the other keys are logged (the engine detaches them).
-* Optional, for models that step several optimizers themselves (GANs, DANN):
-  ``configure_optimizers(trainer_cfg) -> list[Optimizer]`` and
-  ``train_step(batch, optimizers, backward) -> dict[str, Tensor]``, where ``backward(loss)``
-  must be used instead of ``loss.backward()`` (it handles precision and DDP).
+* ``optimizer_groups() -> list[list[dict]]``: one list of parameter groups per optimizer (default:
+  one optimizer over every parameter). A group holds ``params`` and optionally ``lr_mult`` (a backbone
+  at a lower lr), ``lr`` (an absolute base lr), ``weight_decay`` (e.g. 0 for norms), ``betas`` and
+  ``name``. The engine builds the optimizers and applies the schedule, clipping and accumulation.
+* Optional, only where the step itself differs (a GAN alternating D and G):
+  ``train_step(batch, steps) -> dict[str, Tensor]``, where ``steps`` holds one engine
+  ``OptimizerStep`` per optimizer (``zero_grad()``, ``backward(loss)``, ``step()``).
 * Optional: ``eval_step(batch) -> dict[str, Tensor]`` for validation (default: ``loss``);
-  ``on_train_step_start(step, total_steps)`` for schedules (KL warm-up, GRL lambda);
-  ``on_epoch_end(epoch) -> dict[str, float]`` for per-epoch extras (logged);
-  ``on_fit_start(run_dir)`` to learn where per-epoch artifacts (sample grids) may go
-  (``run_dir`` is None when training without a run directory, or on ranks other than 0);
+  ``on_train_step_start(step, total_steps)`` for the model's own schedules (KL warm-up, GRL lambda);
+  ``on_epoch_end(epoch) -> dict[str, float]`` for per-epoch state and extras (logged);
   ``test_metrics(test_source, **options) -> dict[str, float]`` for ``reprlab eval`` extras
   (e.g. ``nll_samples`` for IWAE NLL, WER/PER for G2P).
 * ``encode(x)`` for models with a code; ``sample(n)`` for generative ones.

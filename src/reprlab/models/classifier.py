@@ -13,7 +13,6 @@ Modes (``model.mode``):
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,7 +39,6 @@ class ClassifierConfig:
     mode: Literal["scratch", "frozen", "last-k", "all"] = "scratch"
     unfreeze: int = 1  # blocks trained in mode last-k, counted from the last
     backbone_lr_mult: float = 0.1  # backbone lr = lr * this, in modes last-k and all
-    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: every group's lr decays to 0 over the run
 
     def __post_init__(self) -> None:
         _check(len(self.input_shape) == 3, f"classifier needs images (C, H, W), got input_shape {self.input_shape}")
@@ -141,46 +139,17 @@ class Classifier(ReprModel):
                     block.eval()
         return self
 
-    def param_groups(self, base_lr: float, backbone_lr_mult: float | None = None) -> list[dict]:
-        """Optimizer groups: trainable backbone parameters at ``base_lr * mult``, the head at ``base_lr``.
+    def optimizer_groups(self) -> list[list[dict]]:
+        """One optimizer: the trainable backbone parameters at ``lr * backbone_lr_mult``, the head at ``lr``.
 
         In mode scratch the multiplier is 1 (nothing is pre-trained); in frozen the backbone has no group.
         """
-        mult = self.config.backbone_lr_mult if backbone_lr_mult is None else backbone_lr_mult
-        if self.config.mode == "scratch":
-            mult = 1.0
+        mult = 1.0 if self.config.mode == "scratch" else self.config.backbone_lr_mult
         backbone = [p for p in self.backbone.parameters() if p.requires_grad]
-        groups = [{"params": list(self.head.parameters()), "lr": base_lr, "name": "head"}]
+        groups = [{"params": list(self.head.parameters()), "name": "head"}]
         if backbone:
-            groups.insert(0, {"params": backbone, "lr": base_lr * mult, "name": "backbone"})
-        return groups
-
-    # ------------------------------------------------------------------ training
-    def configure_optimizers(self, trainer_cfg) -> list[torch.optim.Optimizer]:
-        from ..train.engine import make_optimizer
-
-        self._grad_clip = trainer_cfg.grad_clip
-        opt = make_optimizer(self.param_groups(trainer_cfg.lr), trainer_cfg)
-        for g in opt.param_groups:
-            g["initial_lr"] = g["lr"]
-        return [opt]
-
-    def on_train_step_start(self, step: int, total_steps: int) -> None:
-        self._lr_factor = (
-            0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1))) if self.config.lr_schedule == "cosine" else 1.0
-        )
-
-    def train_step(self, batch: dict[str, Tensor], optimizers, backward) -> dict[str, Tensor]:
-        (opt,) = optimizers
-        for g in opt.param_groups:
-            g["lr"] = g["initial_lr"] * getattr(self, "_lr_factor", 1.0)
-        opt.zero_grad(set_to_none=True)
-        out = self.loss(batch)
-        backward(out["loss"])
-        if getattr(self, "_grad_clip", None):
-            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], self._grad_clip)
-        opt.step()
-        return out
+            groups.insert(0, {"params": backbone, "lr_mult": mult, "name": "backbone"})
+        return [groups]
 
     def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         logits = self(batch["x"])

@@ -10,9 +10,8 @@ Transformer's key/value cache, the LSTM's (h, c)), so each step costs one positi
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -31,13 +30,10 @@ class G2PTrainingConfig:
 
     dropout: float = 0.1
     label_smoothing: float = 0.1
-    schedule: Literal["constant", "cosine"] = "constant"  # learning rate after warm-up
-    warmup: int = 0  # optimizer steps of linear learning-rate warm-up
     max_len: int = 64  # longest sequence the model decodes (and the positional table covers)
 
     def __post_init__(self) -> None:
         _check(0 <= self.dropout < 1, f"model.dropout must be in [0, 1), got {self.dropout}")
-        _check(self.warmup >= 0, f"model.warmup must be >= 0, got {self.warmup}")
         _check(0 <= self.label_smoothing < 1, f"model.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         _check(
             self.max_len >= 40,
@@ -89,35 +85,6 @@ class G2PModel(ReprModel):
             mask = gold != PAD
             acc = ((logits.argmax(-1) == gold) & mask).sum() / mask.sum().clamp(min=1)
         return {"loss": loss, "nll": nll, "token_acc": acc}
-
-    # ------------------------------------------------------------------ training
-    def configure_optimizers(self, trainer_cfg) -> list[torch.optim.Optimizer]:
-        from ..train.engine import make_optimizer
-
-        self._base_lr, self._clip = trainer_cfg.lr, trainer_cfg.grad_clip
-        self._lr_scale = 1.0
-        return [make_optimizer(self.parameters(), trainer_cfg)]
-
-    def on_train_step_start(self, step: int, total_steps: int) -> None:
-        """Linear warm-up over ``config.warmup`` steps, then constant or cosine decay to 0 (``config.schedule``)."""
-        warm = self.config.warmup
-        scale = min(1.0, (step + 1) / warm) if warm else 1.0
-        if self.config.schedule == "cosine" and total_steps > warm:
-            scale *= 0.5 * (1 + math.cos(math.pi * max(step - warm, 0) / (total_steps - warm)))
-        self._lr_scale = scale
-
-    def train_step(self, batch: dict[str, Tensor], optimizers, backward) -> dict[str, Tensor]:
-        opt = optimizers[0]
-        for group in opt.param_groups:
-            group["lr"] = self._base_lr * self._lr_scale
-        opt.zero_grad(set_to_none=True)
-        out = self.loss(batch)
-        backward(out["loss"])
-        if self._clip:
-            torch.nn.utils.clip_grad_norm_(self.parameters(), self._clip)
-        opt.step()
-        out["lr"] = torch.tensor(self._base_lr * self._lr_scale)
-        return out
 
     def example_batch(self, n: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         return random_batch(n, generator)

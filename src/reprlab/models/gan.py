@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import torch
@@ -157,7 +156,6 @@ class DCGAN(ReprModel):
         self.discriminator.apply(_dcgan_init)
         self.g_ema = copy.deepcopy(self.generator).requires_grad_(False) if config.ema > 0 else None
         self._step = 0
-        self._run_dir: Path | None = None
 
     # ----------------------------------------------------------- sampling (no training code)
     def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -212,38 +210,31 @@ class DCGAN(ReprModel):
         return out
 
     # ----------------------------------------------------------- training
-    def configure_optimizers(self, trainer_cfg) -> list[torch.optim.Optimizer]:
+    def optimizer_groups(self) -> list[list[dict]]:
+        """Two optimizers, D first then G, each at its own lr (``lr_d`` / ``lr_g``, else the trainer's) and
+        with DCGAN's Adam betas (used by adam and adamw)."""
         c = self.config
-        lr_d, lr_g = c.lr_d or trainer_cfg.lr, c.lr_g or trainer_cfg.lr
-        if trainer_cfg.optimizer == "sgd":
-            from ..train.engine import make_optimizer  # noqa: PLC0415 - only the helper, never the loop
-
-            return [
-                make_optimizer(self.discriminator.parameters(), trainer_cfg, lr_d),
-                make_optimizer(self.generator.parameters(), trainer_cfg, lr_g),
-            ]
         betas = (c.beta1, c.beta2)
-        return [
-            torch.optim.Adam(
-                self.discriminator.parameters(), lr=lr_d, betas=betas, weight_decay=trainer_cfg.weight_decay
-            ),
-            torch.optim.Adam(self.generator.parameters(), lr=lr_g, betas=betas, weight_decay=trainer_cfg.weight_decay),
-        ]
+
+        def group(module: nn.Module, lr: float | None, name: str) -> list[dict]:
+            g = {"params": list(module.parameters()), "betas": betas, "name": name}
+            return [dict(g, lr=lr) if lr else g]
+
+        return [group(self.discriminator, c.lr_d, "discriminator"), group(self.generator, c.lr_g, "generator")]
 
     def on_train_step_start(self, step: int, total_steps: int) -> None:
         self._step = step
-
-    def on_fit_start(self, run_dir) -> None:
-        self._run_dir = Path(run_dir) if run_dir is not None else None
 
     def _d_out(self, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
         """Mean D(x) and D(G(z)): probabilities for the GAN losses, critic scores for WGAN-GP."""
         f = (lambda t: t) if self.config.objective == "wgan-gp" else torch.sigmoid
         return {"d_real": f(real.detach()).mean(), "d_fake": f(fake.detach()).mean()}
 
-    def train_step(self, batch: dict[str, Tensor], optimizers, backward) -> dict[str, Tensor]:
+    def train_step(self, batch: dict[str, Tensor], steps) -> dict[str, Tensor]:
+        """One D (critic) update, then one G update every ``n_critic`` steps; ``steps`` are the engine's
+        optimizer steps for D and G (they clip and take the scheduled lr)."""
         c = self.config
-        opt_d, opt_g = optimizers
+        opt_d, opt_g = steps
         x = batch["x"] * 2 - 1  # (B, C, H, W) in [-1, 1]
         g_turn = (self._step + 1) % c.n_critic == 0
         z = torch.randn(x.shape[0], c.latent_dim, device=x.device)
@@ -263,8 +254,8 @@ class DCGAN(ReprModel):
             else torch.zeros((), device=x.device)
         )
         loss_d = ld + c.gp_weight * gp
-        opt_d.zero_grad(set_to_none=True)
-        backward(loss_d)
+        opt_d.zero_grad()
+        opt_d.backward(loss_d)
         opt_d.step()
         out = {
             "loss": loss_d.detach(),
@@ -280,8 +271,8 @@ class DCGAN(ReprModel):
             self.discriminator.requires_grad_(False)
             try:
                 lg = g_loss(c.objective, self.discriminator(fake))
-                opt_g.zero_grad(set_to_none=True)
-                backward(lg)
+                opt_g.zero_grad()
+                opt_g.backward(lg)
                 opt_g.step()
             finally:
                 self.discriminator.requires_grad_(True)
@@ -310,15 +301,6 @@ class DCGAN(ReprModel):
             "loss_g": g_loss(c.objective, fake_out).detach(),
             **self._d_out(real_out, fake_out),
         }
-
-    def on_epoch_end(self, epoch: int) -> dict[str, float]:
-        if self._run_dir is not None:
-            from ..report.figures import image_grid  # noqa: PLC0415 - matplotlib only when a grid is written
-
-            folder = self._run_dir / "samples"
-            folder.mkdir(parents=True, exist_ok=True)
-            image_grid(self.fixed_grid(), folder / f"epoch_{epoch + 1:03d}.png", title=f"epoch {epoch + 1}")
-        return {}
 
 
 def _dcgan_init(m: nn.Module) -> None:

@@ -11,6 +11,7 @@ gives the training time each method needs to reach the scratch model's final acc
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import time
 
 import numpy as np
@@ -22,7 +23,7 @@ from ..data import load_images
 from ..data.batches import TensorBatches
 from ..data.transfer import label_budget
 from ..report.figures import line_plot, scatter_2d
-from ..train.engine import Trainer, seed_everything
+from ..train.engine import Callback, Trainer, seed_everything
 from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study, verdict_of
 
 PRESETS = {
@@ -86,6 +87,27 @@ def _train_source(name: str, p: dict, data_dir, seed: int):
     return model.eval(), accuracy(model, *d.test), len(x), time.perf_counter() - t0
 
 
+class _TrainClock(Callback):
+    """Training seconds (evaluation excluded) and validation accuracy at the curve's step marks."""
+
+    def __init__(self, setup_seconds: float, bpe: int, steps: int, marks: set[int], xv, yv):
+        self.train, self.last = setup_seconds, 0.0
+        self.bpe, self.steps, self.marks, self.xv, self.yv = bpe, steps, marks, xv, yv
+        self.curve: list[dict] = []
+
+    def on_fit_start(self, trainer, model) -> None:  # after Fabric's set-up, right before the first step
+        self.last = time.perf_counter()
+
+    def on_epoch_end(self, trainer, model, epoch, metrics) -> None:
+        self.train += time.perf_counter() - self.last
+        step = min((epoch + 1) * self.bpe, self.steps)
+        prev = min(epoch * self.bpe, self.steps)
+        if any(prev < m <= step for m in self.marks) or step == self.steps:
+            acc = accuracy(model, self.xv, self.yv)
+            self.curve.append({"step": step, "epoch": epoch + 1, "seconds": self.train, "acc": acc})
+        self.last = time.perf_counter()  # evaluation time is not training time
+
+
 def _fit_curve(model, x, y, xv, yv, steps: int, seed: int, points: int, setup_seconds: float = 0.0) -> dict:
     """Train ``model`` for ``steps`` steps; validation accuracy at about ``points`` step counts, with train seconds.
 
@@ -96,26 +118,11 @@ def _fit_curve(model, x, y, xv, yv, steps: int, seed: int, points: int, setup_se
     epochs = math.ceil(steps / bpe)
     marks = {int(round(steps * (j + 1) / points)) for j in range(points)}
     curve: list[dict] = []
-    clock = {"train": setup_seconds, "last": 0.0}
-
-    def started(run_dir) -> None:  # after Fabric's set-up, right before the first step
-        clock["last"] = time.perf_counter()
-
-    def after_epoch(epoch: int, raw) -> None:
-        now = time.perf_counter()
-        clock["train"] += now - clock["last"]
-        step = min((epoch + 1) * bpe, steps)
-        prev = min(epoch * bpe, steps)
-        if any(prev < m <= step for m in marks) or step == steps:
-            curve.append({"step": step, "epoch": epoch + 1, "seconds": clock["train"], "acc": accuracy(raw, xv, yv)})
-        clock["last"] = time.perf_counter()  # evaluation time is not training time
-
-    model.on_fit_start = started
-    Trainer(_trainer_cfg(epochs, steps, batch, LR, seed), description="target").fit(
-        model, TensorBatches({"x": x, "y": y}, batch, seed=seed), callbacks=[after_epoch]
-    )
-    del model.on_fit_start
-    return {"curve": curve, "seconds": clock["train"], "epochs": epochs}
+    clock = _TrainClock(setup_seconds, bpe, steps, marks, xv, yv)
+    cfg = replace(_trainer_cfg(epochs, steps, batch, LR, seed), lr_schedule="cosine")
+    Trainer(cfg, description="target").fit(model, TensorBatches({"x": x, "y": y}, batch, seed=seed), callbacks=[clock])
+    curve = clock.curve
+    return {"curve": curve, "seconds": clock.train, "epochs": epochs}
 
 
 def _reach(curve: list[dict], goal: float) -> dict | None:
@@ -161,7 +168,6 @@ def _run_setting(key: str, p: dict, ctx: StudyContext, res: StudyResult) -> dict
                     backbone_lr_mult=BACKBONE_LR_MULT,
                     standardize_on=xb,
                     probe_on=None if mode == "scratch" else (xb, yb),
-                    lr_schedule="cosine",
                 )
                 r = _fit_curve(m, xb, yb, xv, yv, p["steps"], seed, p["points"], setup_seconds=time.perf_counter() - t0)
                 r["test_acc"] = accuracy(m, x_te, y_te)

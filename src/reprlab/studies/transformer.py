@@ -16,7 +16,7 @@ from ..config import TrainerConfig
 from ..data.g2p import G2PBatches, encode_prons, encode_words, standard_split
 from ..metrics.edit import wer_per
 from ..registry import create_model
-from ..train.engine import Trainer, seed_everything
+from ..train.engine import Callback, Trainer, seed_everything
 from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study
 
 PRESETS = {
@@ -36,40 +36,29 @@ ANCHORS = [
 ]
 
 
-class TimeBudget:
-    """A batch source that stops yielding once ``seconds`` of this process's CPU time have passed; counts tokens.
+class TimeBudget(Callback):
+    """Stops training once ``seconds`` of this process's CPU time have passed; counts the phoneme tokens trained.
 
     CPU time rather than wall time: on a shared machine the other processes' load would otherwise
     decide how much training each model gets. With one thread on an idle core the two are equal.
     """
 
-    def __init__(self, source: G2PBatches, seconds: float):
-        self.source, self.seconds = source, seconds
-        self.start: float | None = None
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.start = 0.0
         self.tokens = self.batches = 0
         self.elapsed = 0.0
 
-    def num_batches(self, world_size: int = 1) -> int:
-        return self.source.num_batches(world_size)
+    def on_fit_start(self, trainer, model) -> None:
+        self.start = time.process_time()
 
-    def spent(self) -> bool:
-        return self.start is not None and time.process_time() - self.start >= self.seconds
+    def on_step_end(self, trainer, model, step, out, batches) -> None:
+        self.elapsed = time.process_time() - self.start
+        self.tokens += sum(int((b["tgt"][:, 1:] != 0).sum()) for b in batches)
+        self.batches += len(batches)
 
-    def epoch(self, epoch: int, rank: int = 0, world_size: int = 1, start: int = 0):
-        if self.spent():  # the engine still walks its remaining epochs: make them free
-            return
-        for batch in self.source.epoch(epoch, rank, world_size, start):
-            now = time.process_time()
-            if self.start is None:
-                self.start = now
-            elif now - self.start >= self.seconds:
-                return
-            self.elapsed = now - self.start
-            yield batch
-            # the engine trains on the batch before asking for the next one
-            self.tokens += int((batch["tgt"][:, 1:] != 0).sum())
-            self.batches += 1
-            self.elapsed = time.process_time() - self.start
+    def should_stop(self, trainer, model, step) -> bool:
+        return self.elapsed >= self.seconds
 
 
 def count_params(model: torch.nn.Module) -> int:
@@ -94,12 +83,12 @@ def matched_lstm(target: int, emb: int, layers: int) -> dict:
 def _train(name: str, cfg: dict, train: G2PBatches, seconds: float, seed: int, batch: int, lr: float = 1e-3):
     seed_everything(seed)
     model = create_model(name, **cfg)
-    source = TimeBudget(train, seconds)
+    budget = TimeBudget(seconds)
     tc = TrainerConfig(
         epochs=200, batch_size=batch, lr=lr, grad_clip=1.0, seed=seed, progress=False, tensorboard=False, threads=1
     )
-    Trainer(tc, description=f"{name} seed={seed}").fit(model, source)
-    return model.eval(), source
+    Trainer(tc, description=f"{name} seed={seed}").fit(model, train, callbacks=[budget])
+    return model.eval(), budget
 
 
 def _heatmaps(models: dict, words: list[str], path) -> None:

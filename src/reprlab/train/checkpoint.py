@@ -18,12 +18,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from ..errors import CheckpointError, RunExistsError
+from ..errors import CheckpointError
 from ..io import atomic_write_bytes, atomic_write_text  # noqa: F401 - re-exported for callers of this module
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 STATE = "trainer_state.pt"
+BEST = "best.safetensors"  # the best epoch by trainer.early_stop's metric
 METRICS = "metrics.jsonl"
 
 
@@ -48,30 +49,34 @@ def is_run(path: Path) -> bool:
     return any((Path(path) / f).exists() for f in (CONFIG, WEIGHTS, STATE))
 
 
-def prepare_run_dir(path: Path, overwrite: bool) -> None:
-    """Create ``path`` for a new run; refuse to replace an existing run unless ``overwrite``."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise RunExistsError(f"{path} exists and is not a directory; choose another --out")
-    if path.is_dir() and any(path.iterdir()):
-        if not overwrite:
-            what = "a run" if is_run(path) else "files"
-            raise RunExistsError(
-                f"{path} already holds {what}; pass --overwrite to replace it, or --resume {path} to continue it"
-            )
-        import shutil
-
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
-
-
 def state_dict_for_save(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     # clone: safetensors refuses tensors that share memory (tied weights, views)
     return {k: v.detach().cpu().clone().contiguous() for k, v in module.state_dict().items()}
 
 
 def save_weights(path: Path, module: torch.nn.Module, metadata: dict[str, str] | None = None) -> None:
-    atomic_write_bytes(Path(path), save(state_dict_for_save(module), metadata=metadata or {}))
+    atomic_write_bytes(Path(path), canonical_safetensors(save(state_dict_for_save(module), metadata=metadata or {})))
+
+
+def canonical_safetensors(data: bytes) -> bytes:
+    """The same file with its JSON header's keys sorted: safetensors writes its metadata in hash-map
+    order, which differs from process to process, so identical runs would otherwise differ in bytes."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    text = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    text += b" " * (-len(text) % 8)  # the format pads the header with spaces to a multiple of 8 bytes
+    return len(text).to_bytes(8, "little") + text + data[8 + n :]
+
+
+def weights_metadata(path: Path) -> dict[str, str]:
+    """The metadata stored in a safetensors file (empty when there is none or it cannot be read)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError, RuntimeError):
+        return {}
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -124,7 +129,17 @@ def load_state(path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(state, dict) or "step" not in state or "model" not in state:
         raise CheckpointError(f"{path} is not a reprlab trainer state")
+    missing = [k for k in _STATE_KEYS if k not in state]
+    rng = state.get("rng")
+    if not missing and (not isinstance(rng, dict) or any(k not in rng for k in _RNG_KEYS)):
+        missing = ["rng"]
+    if missing:
+        raise CheckpointError(f"{path} lacks {missing[0]!r}; the trainer state is incomplete, so the run cannot resume")
     return state
+
+
+_STATE_KEYS = ("model", "optimizers", "step", "epoch", "batch_in_epoch", "rng")
+_RNG_KEYS = ("torch", "numpy_keys", "numpy_pos", "python")
 
 
 def read_run_config(run: str | Path) -> dict[str, Any]:
@@ -156,6 +171,10 @@ def load_run(run: str | Path) -> torch.nn.Module:
         raise
     except Exception as e:
         raise CheckpointError(f"{Path(run) / CONFIG}: cannot rebuild model {cfg['model']!r}: {e}") from None
-    apply_weights(model, load_weights(Path(run) / WEIGHTS), str(Path(run) / WEIGHTS))
+    weights = Path(run) / WEIGHTS
+    saved_as = weights_metadata(weights).get("model")
+    if saved_as and saved_as != cfg["model"]:
+        raise CheckpointError(f"{weights} holds {saved_as} weights but {Path(run) / CONFIG} names {cfg['model']}")
+    apply_weights(model, load_weights(weights), str(weights))
     model.eval()
     return model

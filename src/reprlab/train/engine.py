@@ -1,8 +1,17 @@
 """One training loop for every model, on ``lightning.fabric.Fabric``. It knows nothing about any model.
 
-What it gives every model: seeding (bitwise reproducible on CPU), rich progress bars, CSV and
-TensorBoard logs, evaluation every epoch, an atomically written run directory, exact resume,
-a NaN/Inf guard, bf16 autocast, and DDP over ``devices`` processes (gloo on CPU).
+The engine owns the step. A model gives its loss (``loss(batch)``) and declares its parameter groups
+(``optimizer_groups()``: one list of groups per optimizer, with lr multipliers and weight-decay
+overrides); the engine builds every optimizer from ``TrainerConfig``, applies the one lr schedule
+(warm-up, then constant or cosine) to all of them, and owns gradient clipping and accumulation. A model
+whose step really differs (a GAN alternating D and G) implements ``train_step(batch, steps)`` and gets
+one :class:`OptimizerStep` per optimizer, so clipping and the schedule still come from here.
+
+Callers extend the loop with :class:`Callback` objects (fit start, step end, epoch end, a stop
+condition), never by patching a model. The engine also gives every model: seeding (bitwise reproducible
+on CPU), rich progress bars, CSV and TensorBoard logs, evaluation every epoch, early stopping on a
+validation metric, an atomically written and locked run directory, exact resume, a NaN/Inf guard on
+the loss and on every checkpoint's weights, bf16 autocast, and DDP over ``devices`` processes.
 """
 
 from __future__ import annotations
@@ -11,22 +20,28 @@ import json
 import math
 import os
 import random
+import sys
 import time
-from pathlib import Path
 import warnings
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..config import TrainerConfig, to_dict
+from ..config import TrainerConfig, parse_early_stop, to_dict
 from ..data.batches import BatchSource
-from ..errors import CheckpointError, DivergedError
+from ..errors import CheckpointError, ConfigError, DivergedError
 from . import checkpoint as ck
+from .rundir import OpenRun, check_new_run
 
 # Fabric's all_gather goes through a torch API that now warns on every call; the call is correct
 warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_gather is deprecated")
+
+STATE_FORMAT = 2
+# settings that fix what a saved position means: a resumed run must keep them
+_FIXED_ON_RESUME = ("batch_size", "seed", "devices", "num_nodes", "optimizer", "accumulate")
 
 
 def seed_everything(seed: int) -> None:
@@ -36,24 +51,46 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(params: Iterable, cfg: TrainerConfig, lr: float | None = None) -> torch.optim.Optimizer:
-    """The optimizer named by ``cfg.optimizer``; models with their own optimizers may call this too.
+def make_optimizer(groups: Iterable, cfg: TrainerConfig) -> torch.optim.Optimizer:
+    """The optimizer named by ``cfg.optimizer`` over param groups declared by a model.
 
-    ``params`` is an iterable of parameters or of param-group dicts. The fused kernels are used
-    when every parameter is a float32/bf16 tensor on CPU or CUDA: on a 2-core CPU they make the
-    Adam step about 6x cheaper than the foreach one (see benchmarks/bench_autoencoder.py).
+    Each group is a dict with ``params`` and optionally ``lr_mult`` (times ``cfg.lr``), ``lr`` (an
+    absolute base lr, e.g. a GAN's own D and G rates), ``weight_decay`` (overrides ``cfg.weight_decay``,
+    e.g. 0 for norms), ``betas`` (Adam/AdamW only) and ``name``; a bare parameter iterable is one group.
+    Each group keeps its ``base_lr``: the schedule scales it. The fused kernels are used when every
+    parameter is float32/bf16 on CPU or CUDA: on 2 CPU cores they make the Adam step about 6x cheaper
+    than the foreach one (benchmarks/bench_autoencoder.py).
     """
-    lr = cfg.lr if lr is None else lr
-    params = [dict(g, params=list(g["params"])) if isinstance(g, dict) else g for g in params]
-    flat = [q for g in params for q in (g["params"] if isinstance(g, dict) else [g])]
-    fused = bool(flat) and all(
-        q.device.type in ("cpu", "cuda") and q.dtype in (torch.float32, torch.bfloat16) for q in flat
-    )
+    groups = list(groups)
+    if groups and not isinstance(groups[0], dict):
+        groups = [{"params": groups}]
+    built = []
+    for g in groups:
+        g = dict(g)
+        params = [p for p in g.pop("params") if p.requires_grad]
+        if not params:
+            continue
+        lr = g.pop("lr", None)
+        lr = cfg.lr * g.pop("lr_mult", 1.0) if lr is None else lr
+        entry: dict[str, Any] = {"params": params, "lr": lr, "base_lr": lr, "name": g.pop("name", f"group{len(built)}")}
+        if "weight_decay" in g:
+            entry["weight_decay"] = g.pop("weight_decay")
+        betas = g.pop("betas", None)
+        if betas is not None and cfg.optimizer in ("adam", "adamw"):
+            entry["betas"] = tuple(betas)
+        if g:
+            raise ValueError(f"unknown parameter-group keys {sorted(g)}")
+        built.append(entry)
+    if not built:
+        raise ConfigError("the model has no trainable parameters (is everything frozen?)")
+    flat = [q for g in built for q in g["params"]]
+    fused = all(q.device.type in ("cpu", "cuda") and q.dtype in (torch.float32, torch.bfloat16) for q in flat)
+    wd = cfg.weight_decay
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay, fused=fused)
+        return torch.optim.Adam(built, lr=cfg.lr, weight_decay=wd, fused=fused)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay, fused=fused)
-    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=fused)
+        return torch.optim.AdamW(built, lr=cfg.lr, weight_decay=wd, fused=fused)
+    return torch.optim.SGD(built, lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd, fused=fused)
 
 
 def lr_scale(step: int, total_steps: int, cfg: TrainerConfig) -> float:
@@ -70,13 +107,112 @@ def batch_size_of(batch: dict[str, Tensor]) -> int:
     return len(next(iter(batch.values())))
 
 
-def _main_process() -> bool:
-    """True in the process the user started (before Fabric launches DDP workers)."""
-    return os.environ.get("LOCAL_RANK") is None and os.environ.get("RANK") is None
+def optimizer_groups(model: torch.nn.Module) -> list[list]:
+    """The model's declared groups, one list per optimizer (default: one optimizer over all parameters)."""
+    fn = getattr(model, "optimizer_groups", None)
+    return fn() if fn is not None else [[{"params": list(model.parameters())}]]
+
+
+def _launch_rank_zero() -> bool:
+    """True in the process that acts for the whole run before Fabric starts: the process the user started
+    (it becomes rank 0 under ``--devices N``), or global rank 0 under torchrun / ``fabric run``."""
+    for var in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK"):
+        if os.environ.get(var, "0") != "0":
+            return False
+    return True
+
+
+class Callback:
+    """Hooks the engine calls while it trains; override the ones you need.
+
+    ``trainer`` is the running :class:`Trainer` (``trainer.step``, ``trainer.run_dir``, ``trainer.rank``);
+    ``model`` is the bare model (not the Fabric wrapper).
+    """
+
+    def on_fit_start(self, trainer: Trainer, model: torch.nn.Module) -> None:
+        """After set-up and resume, right before the first step."""
+
+    def on_step_end(self, trainer: Trainer, model: torch.nn.Module, step: int, out: dict, batches: list) -> None:
+        """After optimizer step ``step`` (1-based), with that step's outputs (floats) and its batches
+        (one, or ``trainer.accumulate`` of them)."""
+
+    def on_epoch_end(self, trainer: Trainer, model: torch.nn.Module, epoch: int, metrics: dict) -> dict | None:
+        """After epoch ``epoch`` (0-based) and its validation; a returned dict is added to the epoch's metrics."""
+
+    def should_stop(self, trainer: Trainer, model: torch.nn.Module, step: int) -> bool:
+        """Checked after every step: True ends training there (the state is saved; ``--resume`` continues)."""
+        return False
+
+
+class EveryEpoch(Callback):
+    """A function ``fn(epoch, model) -> dict | None`` called after each epoch."""
+
+    def __init__(self, fn: Callable[[int, torch.nn.Module], dict | None]):
+        self.fn = fn
+
+    def on_epoch_end(self, trainer, model, epoch, metrics):
+        return self.fn(epoch, model)
+
+
+class OptimizerStep:
+    """One optimizer as a model's own ``train_step`` sees it: ``zero_grad()``, ``backward(loss)``,
+    ``step()`` (which clips the gradients of this optimizer's parameters first when ``grad_clip`` is set)."""
+
+    def __init__(self, trainer: Trainer, optimizer: torch.optim.Optimizer):
+        self.trainer, self.optimizer = trainer, optimizer
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def backward(self, loss: Tensor) -> None:
+        self.trainer._backward(loss, own_step=True)
+
+    def step(self) -> None:
+        self.trainer._clip(self.optimizer)
+        self.optimizer.step()
+
+
+class _EarlyStopping:
+    """Stops after ``patience`` epochs without a better ``metric``; keeps the best weights (state is resumable)."""
+
+    def __init__(self, spec: str):
+        self.metric, self.patience, self.mode = parse_early_stop(spec)
+        self.best: float | None = None
+        self.best_epoch = 0
+        self.bad = 0
+
+    def update(self, epoch: int, metrics: dict) -> bool:
+        """Record epoch ``epoch``'s metrics; True when this epoch is the best so far."""
+        if self.metric not in metrics:
+            have = ", ".join(sorted(k for k in metrics if k.startswith("val/"))) or "none"
+            raise ConfigError(
+                f"trainer.early_stop watches {self.metric}, which this model does not log; val metrics: {have}"
+            )
+        v = float(metrics[self.metric])
+        better = self.best is None or (v < self.best if self.mode == "min" else v > self.best)
+        if better:
+            self.best, self.best_epoch, self.bad = v, epoch + 1, 0
+        else:
+            self.bad += 1
+        return better
+
+    @property
+    def stop(self) -> bool:
+        return self.bad >= self.patience
+
+    def state(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch, "bad": self.bad}
+
+    def load(self, s: dict) -> None:
+        self.best, self.best_epoch, self.bad = s["best"], s["best_epoch"], s["bad"]
 
 
 class Trainer:
-    """Train a model on batch sources, writing a run directory (or none, when ``run_dir`` is None)."""
+    """Train a model on batch sources, writing a run directory (or none, when ``run_dir`` is None).
+
+    With a run directory, the constructor checks it and opens it (locked; ``overwrite`` moves an old run
+    aside) in the process that acts for the run; call :meth:`close` (or use ``with``) when done writing.
+    """
 
     def __init__(
         self,
@@ -96,16 +232,39 @@ class Trainer:
         self.description = description
         self.history: list[dict[str, Any]] = []
         self.fabric = None
-        if self.run_dir is not None and _main_process():
+        self.rank, self.world, self.step = 0, 1, 0
+        self.already_finished = False
+        self._run: OpenRun | None = None
+        self._saved: dict[str, Any] | None = None
+        if self.run_dir is not None and _launch_rank_zero():
             if resume:
-                ck.load_state(self.run_dir / ck.STATE)  # fail early and clearly on a bad state
+                self._run = OpenRun(self.run_dir, resume=True)
+                self._saved = ck.load_state(self.run_dir / ck.STATE)
+                self._check_resume_settings(self._saved)
             else:
-                ck.prepare_run_dir(self.run_dir, overwrite)
+                check_new_run(self.run_dir, overwrite)
+                self._run = OpenRun(self.run_dir, overwrite=overwrite)
+
+    def close(self) -> None:
+        """Release the run directory (its lock); a replaced run that never got a checkpoint is put back."""
+        if self._run is not None:
+            self._run.close()
+            self._run = None
+
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # ----------------------------------------------------------------- set-up
     def _make_fabric(self):
+        import logging
+
         from lightning.fabric import Fabric
 
+        # Fabric announces each DDP process; the CLI keeps stderr for progress and one-line errors
+        logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
         loggers = []
         if self.run_dir is not None:
             from lightning.fabric.loggers import CSVLogger, TensorBoardLogger
@@ -127,11 +286,31 @@ class Trainer:
         return fabric
 
     def _write_config(self) -> None:
-        cfg = dict(self.run_config)
-        cfg.setdefault("trainer", to_dict(self.cfg))
+        cfg: dict[str, Any] = {}
+        if self.resume and (self.run_dir / ck.CONFIG).is_file():
+            cfg = json.loads((self.run_dir / ck.CONFIG).read_text())  # keep what the caller does not restate
+        cfg.update(self.run_config)
+        cfg["trainer"] = to_dict(self.cfg)
         cfg["seed"] = self.cfg.seed
         cfg["versions"] = ck.versions()
         ck.atomic_write_text(self.run_dir / ck.CONFIG, json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+    def _check_resume_settings(self, state: dict[str, Any]) -> None:
+        """Refuse settings that would change what the saved position means; note the others that changed."""
+        old = state.get("trainer")
+        if not isinstance(old, dict):
+            return
+        new = to_dict(self.cfg)
+        for k in _FIXED_ON_RESUME:
+            if k in old and old[k] != new[k]:
+                raise ConfigError(
+                    f"trainer.{k} cannot change on --resume (the run was saved with {old[k]!r}, got {new[k]!r}); "
+                    "start a new run instead"
+                )
+        changed = [f"trainer.{k}={new[k]!r} (was {old[k]!r})" for k in sorted(new) if k in old and old[k] != new[k]]
+        changed = [c for c in changed if not c.startswith(("trainer.progress", "trainer.threads"))]
+        if changed:
+            print(f"reprlab: note: resuming with {', '.join(changed)}", file=sys.stderr)
 
     # ----------------------------------------------------------------- state
     def _rng_state(self) -> dict[str, Any]:
@@ -158,30 +337,117 @@ class Trainer:
         np.random.set_state(("MT19937", rng["numpy_keys"].numpy().astype(np.uint32), rng["numpy_pos"], 0, 0.0))
         random.setstate((3, tuple(rng["python"]), None))
 
-    def _save(self, model, optimizers, step: int, epoch: int, batch_in_epoch: int) -> None:
+    def _gather_rows(self, values: list[float]) -> Tensor:
+        """(world, len(values)) float64: one row per process (collective under DDP)."""
+        t = torch.tensor(values, dtype=torch.float64)
+        if self.world > 1:
+            return self.fabric.all_gather(t).cpu().reshape(self.world, -1)
+        return t.unsqueeze(0)
+
+    def _check_finite_weights(self, model) -> None:
+        for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+            if t.is_floating_point() and not torch.isfinite(t).all():
+                raise DivergedError(self._diverged_msg(self.step, f"weight {name} is NaN/Inf"))
+
+    def _save(self, model, optimizers, epoch: int, batch_in_epoch: int, running: dict | None, stopped: bool) -> None:
+        """Write the one consistent snapshot resume reads (trainer_state.pt), then the files for users.
+
+        ``running``: the epoch's running sums at a mid-epoch checkpoint; ``stopped``: training ended
+        early (early stopping or a callback), so ``--resume`` treats the run as finished."""
+        raw = self._raw(model)
+        self._check_finite_weights(raw)  # every rank checks the same weights, so all stop together
         rng = self._rng_state()  # collective under DDP: every rank takes part
+        keys = sorted(running["sums"]) if running else []
+        rows = self._gather_rows([running["sums"][k] for k in keys] + [running["count"]] if running else [0.0])
         if not self.fabric.is_global_zero or self.run_dir is None:
             return
-        raw = self._raw(model)
         state = {
-            "format": 1,
+            "format": STATE_FORMAT,
             "model": ck.state_dict_for_save(raw),
             "optimizers": [o.state_dict() for o in optimizers],
-            "step": step,
+            "step": self.step,
             "epoch": epoch,
             "batch_in_epoch": batch_in_epoch,
             "world_size": self.world,
             "rng": rng,
             "registry_name": getattr(raw, "registry_name", ""),
+            "trainer": to_dict(self.cfg),
+            "history": json.dumps(self.history),
+            "running": {"keys": keys, "rows": rows, "seconds": running["seconds"]} if running else None,
+            "early_stop": self._early.state() if self._early else None,
+            "stopped": stopped,
         }
-        # trainer_state.pt is the one consistent snapshot resume reads; the safetensors copy is for users
         ck.save_state(self.run_dir / ck.STATE, state)
-        ck.save_weights(self.run_dir / ck.WEIGHTS, raw, {"step": str(step), "model": state["registry_name"]})
+        ck.save_weights(self.run_dir / ck.WEIGHTS, raw, {"step": str(self.step), "model": state["registry_name"]})
+        # derived from the state just written: a kill between the two writes loses nothing (resume rewrites it)
         ck.atomic_write_text(self.run_dir / ck.METRICS, "".join(json.dumps(h) + "\n" for h in self.history))
+        if self._run is not None:
+            self._run.commit()  # the first checkpoint exists: a run this one replaces can go
 
     @staticmethod
     def _raw(model):
         return getattr(model, "module", model) if hasattr(model, "_forward_module") else model
+
+    # ----------------------------------------------------------------- steps
+    def _backward(self, loss: Tensor, own_step: bool = False) -> None:
+        if not torch.isfinite(loss.detach()).all():
+            raise DivergedError(self._diverged_msg(self.step + 1, "loss is NaN/Inf"))
+        self.fabric.backward(loss)
+        if own_step and self.world > 1:
+            # DDP's reducer expects one backward per forward; models with their own steps run several,
+            # so their gradients are averaged here instead
+            for p in self._raw(self._fmodel).parameters():
+                if p.grad is not None:
+                    torch.distributed.all_reduce(p.grad)
+                    p.grad /= self.world
+
+    def _clip(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.cfg.grad_clip:
+            params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+            if params:
+                torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+
+    def _set_lr(self, optimizers, horizon: int) -> float:
+        scale = lr_scale(self.step, horizon, self.cfg)
+        for g in (g for o in optimizers for g in o.param_groups):
+            g["lr"] = g["base_lr"] * scale
+        return optimizers[0].param_groups[0]["lr"]
+
+    def _train_step(self, fmodel, raw, optimizers, group: list[dict]) -> dict[str, Tensor]:
+        """One optimizer step on ``group``: one batch, or ``accumulate`` batches whose gradients add up."""
+        if hasattr(raw, "train_step"):
+            ctx = self.fabric.no_backward_sync(fmodel, enabled=True) if self.world > 1 else _null()
+            with ctx:
+                return fmodel.train_step(group[0], [OptimizerStep(self, o) for o in optimizers])
+        (opt,) = optimizers
+        opt.zero_grad(set_to_none=True)
+        n_total = sum(batch_size_of(b) for b in group)
+        outs: dict[str, Tensor] = {}
+        for i, batch in enumerate(group):
+            last = i == len(group) - 1
+            ctx = self.fabric.no_backward_sync(fmodel, enabled=True) if self.world > 1 and not last else _null()
+            with ctx:
+                out = fmodel.loss(batch)
+                w = batch_size_of(batch) / n_total  # a size-weighted mean over the group: one big batch's loss
+                self._backward(out["loss"] * w if len(group) > 1 else out["loss"])
+            for k, v in out.items():
+                v = v.detach().float().mean() * w
+                outs[k] = outs[k] + v if k in outs else v
+        self._clip(opt)
+        opt.step()
+        return outs
+
+    def _check_model(self, raw) -> list[torch.optim.Optimizer]:
+        """Build the optimizers; refuse trainer settings this model cannot honour."""
+        name = getattr(raw, "registry_name", "") or type(raw).__name__
+        if hasattr(raw, "train_step") and self.cfg.accumulate > 1:
+            raise ConfigError(
+                f"{name} does not support trainer.accumulate (its own step alternates optimizers); leave it at 1"
+            )
+        groups = optimizer_groups(raw)
+        if len(groups) > 1 and not hasattr(raw, "train_step"):
+            raise ValueError(f"{name} declares {len(groups)} optimizers but has no train_step to use them")
+        return [make_optimizer(g, self.cfg) for g in groups]
 
     # ----------------------------------------------------------------- loop
     def fit(
@@ -189,40 +455,49 @@ class Trainer:
         model: torch.nn.Module,
         train: BatchSource,
         val: BatchSource | None = None,
-        callbacks: Iterable[Callable[[int, torch.nn.Module], dict[str, float] | None]] = (),
+        callbacks: Iterable[Callback | Callable] = (),
     ) -> dict[str, Any]:
-        """Train ``model``; return the last epoch's metrics. ``callbacks(epoch, model)`` run after each epoch."""
+        """Train ``model``; return the last epoch's metrics (plus ``train_seconds``).
+
+        ``callbacks``: :class:`Callback` objects, or functions ``fn(epoch, model) -> dict | None`` run
+        after each epoch. A run that is already finished (``--resume`` of a completed run) is not
+        touched: ``already_finished`` becomes True and its last metrics are returned.
+        """
         cfg = self.cfg
+        callbacks = [c if isinstance(c, Callback) else EveryEpoch(c) for c in callbacks]
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        self._early = _EarlyStopping(cfg.early_stop) if cfg.early_stop else None
+        if self._early and val is None:
+            raise ConfigError(f"trainer.early_stop={cfg.early_stop} needs validation data; this run has none")
+        world = cfg.devices * cfg.num_nodes
+        bpe = train.num_batches(world)
+        if bpe == 0:
+            raise ConfigError("the training data gives no batches; lower trainer.batch_size or use more data")
+        steps_per_epoch = -(-bpe // cfg.accumulate)
+        horizon = cfg.epochs * steps_per_epoch  # the schedule's length: all epochs, so max_steps + resume is exact
+        total = min(horizon, cfg.max_steps) if cfg.max_steps else horizon
+        state = self._saved
+        if self.resume and state is None and self.run_dir is not None:
+            state = ck.load_state(self.run_dir / ck.STATE)  # a DDP worker process
+        if state is not None and (state["step"] >= total or state.get("stopped")):
+            self.already_finished = True
+            self.history = _history_of(state)
+            return dict(self.history[-1]) if self.history else {}
+
         self.fabric = fabric = self._make_fabric()
         self.rank, self.world = fabric.global_rank, fabric.world_size
-        if self.run_dir is not None and fabric.is_global_zero and not self.resume:
-            self.run_dir.mkdir(parents=True, exist_ok=True)  # under torchrun no process checked it first
-            self._write_config()
-
-        own_steps = hasattr(model, "train_step")
-        if own_steps:
-            optimizers = list(model.configure_optimizers(cfg))
-        else:
-            optimizers = [make_optimizer(model.parameters(), cfg)]
+        optimizers = self._check_model(model)
         wrapped = fabric.setup(model, *optimizers)
         fmodel, optimizers = wrapped[0], list(wrapped[1:])
+        self._fmodel = fmodel
         raw = self._raw(fmodel)
         for name in ("loss", "train_step", "eval_step"):
             if hasattr(raw, name):
                 fmodel.mark_forward_method(name)
 
-        if hasattr(raw, "on_fit_start"):
-            raw.on_fit_start(self.run_dir if self.fabric.is_global_zero else None)
-        bpe = train.num_batches(self.world)
-        if bpe == 0:
-            raise CheckpointError("the training data gives no batches; lower trainer.batch_size or use more data")
-        total = cfg.epochs * bpe if not cfg.max_steps else min(cfg.epochs * bpe, cfg.max_steps)
-
-        step, start_epoch, start_batch = 0, 0, 0
-        if self.resume:
-            state = ck.load_state(self.run_dir / ck.STATE)
+        start_epoch, start_batch, running = 0, 0, None
+        if state is not None:
             name = getattr(raw, "registry_name", "")
             if state.get("registry_name") and name and state["registry_name"] != name:
                 raise CheckpointError(
@@ -231,105 +506,114 @@ class Trainer:
             ck.apply_weights(raw, state["model"], str(self.run_dir / ck.STATE))
             if len(state["optimizers"]) != len(optimizers):
                 raise CheckpointError(
-                    f"{self.run_dir}: the saved run has {len(state['optimizers'])} optimizers, the model has {len(optimizers)}"
+                    f"{self.run_dir}: the saved run has {len(state['optimizers'])} optimizers, "
+                    f"the model has {len(optimizers)}"
                 )
             for o, s in zip(optimizers, state["optimizers"]):
+                fresh = [{k: v for k, v in g.items() if k != "params"} for g in o.param_groups]
                 o.load_state_dict(s)
-            step, start_epoch, start_batch = state["step"], state["epoch"], state["batch_in_epoch"]
+                for g, f in zip(o.param_groups, fresh):  # today's settings (lr, decay, ...) replace the saved ones
+                    g.update(f)
+            self.step, start_epoch, start_batch = state["step"], state["epoch"], state["batch_in_epoch"]
             self._set_rng_state(state["rng"])
-            self.history = [h for h in self._read_history() if h.get("step", 0) <= step]
+            self.history = _history_of(state)
+            if state.get("running") and start_batch:
+                r = state["running"]
+                row = r["rows"][self.rank].tolist()
+                running = {"sums": dict(zip(r["keys"], row[:-1])), "count": row[-1], "seconds": r["seconds"]}
+            if self._early and state.get("early_stop"):
+                self._early.load(state["early_stop"])
         else:
             torch.manual_seed(cfg.seed * 1000 + self.rank)
-            self._save(fmodel, optimizers, 0, 0, 0)  # step 0: a last good checkpoint always exists
+        if self.run_dir is not None and fabric.is_global_zero:
+            self._write_config()
+        if state is None:
+            self._save(fmodel, optimizers, 0, 0, None, False)  # step 0: a last good checkpoint always exists
 
-        def backward(loss: Tensor) -> None:
-            if not torch.isfinite(loss.detach()).all():
-                raise DivergedError(self._diverged_msg(step + 1))
-            fabric.backward(loss)
-            if own_steps and self.world > 1:
-                # DDP's reducer expects one backward per forward; models with their own steps
-                # run several, so their gradients are averaged here instead.
-                for p in raw.parameters():
-                    if p.grad is not None:
-                        torch.distributed.all_reduce(p.grad)
-                        p.grad /= self.world
-
-        # the trainer's lr schedule scales every optimizer's groups (G2P models set their own lr in train_step)
-        scheduled = cfg.lr_schedule != "constant" or cfg.warmup_steps > 0
+        for cb in callbacks:
+            cb.on_fit_start(self, raw)
         progress = self._progress()
-        last: dict[str, Any] = {}
+        last: dict[str, Any] = dict(self.history[-1]) if self.history else {}
         t_start = time.perf_counter()
+        stop = False
         with progress:
-            task = progress.add_task(self.description, total=total, completed=min(step, total)) if progress else None
+            task = (
+                progress.add_task(self.description, total=total, completed=min(self.step, total)) if progress else None
+            )
             for epoch in range(start_epoch, cfg.epochs):
-                if cfg.max_steps and step >= cfg.max_steps:
+                if self.step >= total or stop:
                     break
                 fmodel.train()
-                sums: dict[str, float] = {}
-                count = 0
-                t_epoch = time.perf_counter()
+                resumed = running if epoch == start_epoch else None
+                sums: dict[str, float] = dict(resumed["sums"]) if resumed else {}
+                count = resumed["count"] if resumed else 0
+                t_epoch = time.perf_counter() - (resumed["seconds"] if resumed else 0.0)
                 first = start_batch if epoch == start_epoch else 0
                 b = first
-                for b, batch in enumerate(train.epoch(epoch, self.rank, self.world, start=first), start=first):
-                    batch = {k: fabric.to_device(v) for k, v in batch.items()}
-                    if scheduled:
-                        scale = lr_scale(
-                            step, cfg.epochs * bpe, cfg
-                        )  # horizon: all epochs, so max_steps + resume is exact
-                        for group in (g for o in optimizers for g in o.param_groups):
-                            group["lr"] = group.setdefault("base_lr", group["lr"]) * scale
+                batches = enumerate(train.epoch(epoch, self.rank, self.world, start=first), start=first)
+                for group in _groups(batches, cfg.accumulate):
+                    b = group[-1][0]
+                    group = [{k: fabric.to_device(v) for k, v in batch.items()} for _, batch in group]
+                    lr = self._set_lr(optimizers, horizon)
                     if hasattr(raw, "on_train_step_start"):
-                        raw.on_train_step_start(step, total)
-                    if own_steps:
-                        ctx = fabric.no_backward_sync(fmodel, enabled=self.world > 1) if self.world > 1 else _null()
-                        with ctx:
-                            out = fmodel.train_step(batch, optimizers, backward)
-                    else:
-                        opt = optimizers[0]
-                        opt.zero_grad(set_to_none=True)
-                        out = fmodel.loss(batch)
-                        backward(out["loss"])
-                        if cfg.grad_clip:
-                            fabric.clip_gradients(fmodel, opt, max_norm=cfg.grad_clip)
-                        opt.step()
-                    step += 1
-                    n = batch_size_of(batch)
+                        raw.on_train_step_start(self.step, total)
+                    out = self._train_step(fmodel, raw, optimizers, group)
+                    self.step += 1
+                    n = sum(batch_size_of(x) for x in group)
                     count += n
+                    values = {}
                     for k, v in out.items():
                         v = float(v.detach().float().mean()) if isinstance(v, Tensor) else float(v)
                         if not math.isfinite(v) and k == "loss":
-                            raise DivergedError(self._diverged_msg(step))
+                            raise DivergedError(self._diverged_msg(self.step, "loss is NaN/Inf"))
                         sums[k] = sums.get(k, 0.0) + v * n
-                    if self.log_every and step % self.log_every == 0:
-                        fabric.log_dict({f"train_step/{k}": sums[k] / count for k in sums}, step=step)
+                        values[k] = v
+                    if self.log_every and self.step % self.log_every == 0:
+                        logged = {f"train_step/{k}": sums[k] / count for k in sums}
+                        fabric.log_dict({**logged, "train_step/lr": lr}, step=self.step)
                     if progress:
-                        progress.update(
-                            task,
-                            completed=step,
-                            description=f"{self.description} epoch {epoch + 1}/{cfg.epochs} loss {sums.get('loss', 0) / max(count, 1):.4g}",
-                        )
-                    if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                        self._save(fmodel, optimizers, step, epoch, b + 1)
-                    if cfg.max_steps and step >= cfg.max_steps:
+                        loss = sums.get("loss", 0) / max(count, 1)
+                        desc = f"{self.description} epoch {epoch + 1}/{cfg.epochs} loss {loss:.4g}"
+                        progress.update(task, completed=self.step, description=desc)
+                    for cb in callbacks:
+                        cb.on_step_end(self, raw, self.step, values, group)
+                    stop = any(cb.should_stop(self, raw, self.step) for cb in callbacks)
+                    if self.step >= total or stop:
                         break
-                finished_epoch = not (cfg.max_steps and step >= cfg.max_steps and b + 1 < bpe)
-                metrics: dict[str, Any] = {"epoch": epoch + 1, "step": step}
-                train_means = self._reduce({k: v for k, v in sums.items()}, count)
+                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                        seconds = time.perf_counter() - t_epoch
+                        self._save(
+                            fmodel, optimizers, epoch, b + 1, {"sums": sums, "count": count, "seconds": seconds}, False
+                        )
+                finished_epoch = b + 1 >= bpe
+                metrics: dict[str, Any] = {"epoch": epoch + 1, "step": self.step}
+                train_means = self._reduce(dict(sums), count)
                 metrics.update({f"train/{k}": v for k, v in train_means.items()})
+                metrics["lr"] = optimizers[0].param_groups[0]["lr"]
                 metrics["epoch_seconds"] = time.perf_counter() - t_epoch
                 if val is not None:
                     metrics.update({f"val/{k}": v for k, v in self.evaluate(fmodel, val).items()})
                 if hasattr(raw, "on_epoch_end"):
                     metrics.update(raw.on_epoch_end(epoch) or {})
                 for cb in callbacks:
-                    metrics.update(cb(epoch, raw) or {})
+                    metrics.update(cb.on_epoch_end(self, raw, epoch, metrics) or {})
+                if self._early is not None:
+                    if self._early.update(epoch, metrics) and self.run_dir is not None and fabric.is_global_zero:
+                        self._check_finite_weights(raw)
+                        ck.save_weights(self.run_dir / ck.BEST, raw, {"step": str(self.step), "epoch": str(epoch + 1)})
+                    metrics["early_stop/best_epoch"] = self._early.best_epoch
+                    stop = stop or self._early.stop
                 self.history.append(metrics)
-                fabric.log_dict({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=step)
+                fabric.log_dict({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=self.step)
                 last = metrics
+                stopped = stop and self.step < total
                 if finished_epoch:
-                    self._save(fmodel, optimizers, step, epoch + 1, 0)
+                    self._save(fmodel, optimizers, epoch + 1, 0, None, stopped)
                 else:
-                    self._save(fmodel, optimizers, step, epoch, b + 1)
+                    running_now = {"sums": sums, "count": count, "seconds": metrics["epoch_seconds"]}
+                    self._save(fmodel, optimizers, epoch, b + 1, running_now, stopped)
+                if self._early is not None and self._early.stop:
+                    break
         last["train_seconds"] = time.perf_counter() - t_start
         for logger in fabric.loggers:
             logger.finalize("success")
@@ -350,21 +634,12 @@ class Trainer:
             sums, count = dict(zip(keys, t[:-1].tolist())), t[-1].item()
         return {k: v / max(count, 1) for k, v in sums.items()}
 
-    def _diverged_msg(self, step: int) -> str:
+    def _diverged_msg(self, step: int, what: str) -> str:
         where = f"; the last good checkpoint is kept in {self.run_dir}" if self.run_dir else ""
-        return f"training diverged: loss is NaN/Inf at step {step}{where}. Lower trainer.lr or set trainer.grad_clip"
-
-    def _read_history(self) -> list[dict[str, Any]]:
-        p = self.run_dir / ck.METRICS
-        if not p.is_file():
-            return []
-        out = []
-        for line in p.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-        return out
+        return (
+            f"training diverged: {what} at step {step}{where}. Lower trainer.lr (also on --resume) "
+            "or set trainer.grad_clip"
+        )
 
     def _progress(self):
         if not self.cfg.progress or not self.fabric.is_global_zero:
@@ -388,6 +663,23 @@ class Trainer:
             console=Console(stderr=True),
             transient=False,
         )
+
+
+def _groups(batches, n: int):
+    """Consecutive runs of ``n`` (index, batch) pairs (the last may be shorter)."""
+    group = []
+    for item in batches:
+        group.append(item)
+        if len(group) == n:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def _history_of(state: dict[str, Any]) -> list[dict[str, Any]]:
+    h = state.get("history")
+    return json.loads(h) if isinstance(h, str) else []
 
 
 class _null:
