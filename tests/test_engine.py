@@ -134,10 +134,13 @@ class NanAfter(ReprModel):
 def test_nan_guard_stops_names_step_keeps_last_good(tmp_path):
     m = NanAfter(_NanCfg(3))
     t = Trainer(TrainerConfig(epochs=5, batch_size=32, checkpoint_every=1, **CFG), tmp_path / "r")
-    with pytest.raises(DivergedError, match="step 3"):
+    with pytest.raises(DivergedError, match=r"at step 3; the last good checkpoint \(step 1\)"):
         t.fit(m, TensorBatches(data(), 32))
+    # the step-2 checkpoint holds the weights whose loss was NaN at step 3: the one before it is put back
     st = load_state(tmp_path / "r" / "trainer_state.pt")
-    assert st["step"] == 2 and torch.isfinite(st["model"]["w"]).all()
+    assert st["step"] == 1 and torch.isfinite(st["model"]["w"]).all()
+    w = load_file(tmp_path / "r" / "model.safetensors")["w"]
+    assert torch.equal(w, st["model"]["w"]) and len((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()) == 0
 
 
 def test_refuses_to_overwrite(tmp_path):

@@ -103,7 +103,7 @@ def test_frozen_svm_and_fine_tuning_runs(cli, source, tmp_path):
         *FAST,
     )
     assert rc == 0, err
-    assert "100 labelled training images" in err
+    assert "100 labelled training images" in out
     m = reprlab.load(tmp_path / "ft")
     src = reprlab.load(source)
     first = "layers.0.0.weight"
@@ -141,7 +141,7 @@ def test_weights_file_round_trip_through_cli(cli, source, tmp_path):
         *FAST,
     )
     assert rc == 0, err
-    assert "loaded 18 backbone tensors" in err and "head re-initialized for 10 classes" in err
+    assert "loaded 18 backbone tensors" in out and "head re-initialized for 10 classes" in out
     m = reprlab.load(tmp_path / "run")
     for k, v in src.backbone.state_dict().items():
         assert torch.equal(v, m.backbone.state_dict()[k]), k
@@ -173,7 +173,7 @@ def test_mismatched_weights_strict_error_and_listed_partial_load(cli, source, tm
     assert not (tmp_path / "a").exists()
     rc, out, err = cli(*args, "--strict", "false", "--out", tmp_path / "b")
     assert rc == 0, err
-    assert "loaded 17 backbone tensors; skipped 1 with other shapes (layers.0.0.weight" in err
+    assert "loaded 17 backbone tensors; skipped 1 with other shapes (layers.0.0.weight" in out
 
 
 @pytest.mark.parametrize(

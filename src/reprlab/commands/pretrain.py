@@ -109,7 +109,6 @@ def run_pretrain(args: argparse.Namespace, extra: list[str]) -> int:
     data = load_images(data_cfg.name, data_cfg.data_dir, data_cfg.val_size, data_cfg.limit)
     print(
         f"data: {data.name}: pre-training {spec.layer_type} layers {list(spec.layers)} on {len(data.train[0])} unlabelled images",
-        file=sys.stderr,
     )
     from ..config import to_dict
 
@@ -193,7 +192,6 @@ def run_finetune(args: argparse.Namespace, extra: list[str]) -> int:
     print(
         f"data: {data.name}: fine-tuning on {n} labelled images ({'random init' if random_init else 'from the stack'}), "
         f"testing on {len(data.test[0])}",
-        file=sys.stderr,
     )
     t0 = time.perf_counter()
     val = TensorBatches({"x": data.val[0], "y": data.val[1]}, 1024, shuffle=False) if len(data.val[0]) else None

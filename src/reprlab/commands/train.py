@@ -69,7 +69,7 @@ def train_model(
     trainer = Trainer(trainer_cfg, out, run_config, resume=resume, overwrite=overwrite, description=name)
     try:
         if not quiet and task.summary:
-            print(f"data: {task.summary}", file=sys.stderr)
+            print(f"data: {task.summary}")  # stdout: stderr keeps progress bars and one-line errors
         callbacks = [SampleGrid()] if hasattr(model, "fixed_grid") else []
         metrics = trainer.fit(model, task.train, task.val, callbacks=callbacks)
     except BaseException:

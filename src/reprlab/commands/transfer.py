@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -293,10 +292,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         probe_on=(x_tr, y_tr) if args.head_init == "probe" else None,
         **values,
     )
-    print(loaded, file=sys.stderr)
+    print(loaded)
     print(
-        f"target: {d.name}, {len(x_tr)} labelled training images, {len(x_te)} test images, {d.num_classes} classes",
-        file=sys.stderr,
+        f"target: {d.name}, {len(x_tr)} labelled training images, {len(x_te)} test images, {d.num_classes} classes"
     )
     t0 = time.perf_counter()
     if args.head != "linear":

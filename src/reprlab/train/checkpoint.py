@@ -24,6 +24,7 @@ from ..io import atomic_write_bytes, atomic_write_text  # noqa: F401 - re-export
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 STATE = "trainer_state.pt"
+PREV_STATE = "trainer_state.prev.pt"  # the checkpoint before the newest, kept for a divergence roll-back
 BEST = "best.safetensors"  # the best epoch by trainer.early_stop's metric
 METRICS = "metrics.jsonl"
 
@@ -55,7 +56,11 @@ def state_dict_for_save(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_weights(path: Path, module: torch.nn.Module, metadata: dict[str, str] | None = None) -> None:
-    atomic_write_bytes(Path(path), canonical_safetensors(save(state_dict_for_save(module), metadata=metadata or {})))
+    save_tensors(path, state_dict_for_save(module), metadata)
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    atomic_write_bytes(Path(path), canonical_safetensors(save(tensors, metadata=metadata or {})))
 
 
 def canonical_safetensors(data: bytes) -> bytes:
@@ -87,7 +92,8 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(
-            f"{path} is not a readable safetensors file ({str(e).splitlines()[0]}); the checkpoint is corrupt or truncated"
+            f"{path} is not a readable safetensors file ({str(e).splitlines()[0]}); "
+            "the checkpoint is corrupt or truncated"
         ) from None
 
 
@@ -106,7 +112,8 @@ def apply_weights(module: torch.nn.Module, state: dict[str, torch.Tensor], where
     for k, v in state.items():
         if own[k].shape != v.shape:
             raise CheckpointError(
-                f"{where} does not match the model: {k} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}"
+                f"{where} does not match the model: {k} has shape {tuple(v.shape)}, "
+                f"the model expects {tuple(own[k].shape)}"
             )
     module.load_state_dict(state, strict=True)
 

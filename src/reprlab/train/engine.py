@@ -233,6 +233,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.fabric = None
         self.rank, self.world, self.step = 0, 1, 0
+        self.optimizers: list[torch.optim.Optimizer] = []
         self.already_finished = False
         self._run: OpenRun | None = None
         self._saved: dict[str, Any] | None = None
@@ -377,7 +378,14 @@ class Trainer:
             "early_stop": self._early.state() if self._early else None,
             "stopped": stopped,
         }
-        ck.save_state(self.run_dir / ck.STATE, state)
+        current, prev = self.run_dir / ck.STATE, self.run_dir / ck.PREV_STATE
+        if current.is_file():  # keep the generation before, for a roll-back if these weights diverge next
+            link = prev.with_name(f".{prev.name}.link-{os.getpid()}")
+            link.unlink(missing_ok=True)
+            os.link(current, link)
+            os.replace(link, prev)
+        ck.save_state(current, state)
+        self._saved_step = self.step
         ck.save_weights(self.run_dir / ck.WEIGHTS, raw, {"step": str(self.step), "model": state["registry_name"]})
         # derived from the state just written: a kill between the two writes loses nothing (resume rewrites it)
         ck.atomic_write_text(self.run_dir / ck.METRICS, "".join(json.dumps(h) + "\n" for h in self.history))
@@ -391,7 +399,7 @@ class Trainer:
     # ----------------------------------------------------------------- steps
     def _backward(self, loss: Tensor, own_step: bool = False) -> None:
         if not torch.isfinite(loss.detach()).all():
-            raise DivergedError(self._diverged_msg(self.step + 1, "loss is NaN/Inf"))
+            raise _LossDiverged(self.step + 1)
         self.fabric.backward(loss)
         if own_step and self.world > 1:
             # DDP's reducer expects one backward per forward; models with their own steps run several,
@@ -490,7 +498,7 @@ class Trainer:
         optimizers = self._check_model(model)
         wrapped = fabric.setup(model, *optimizers)
         fmodel, optimizers = wrapped[0], list(wrapped[1:])
-        self._fmodel = fmodel
+        self._fmodel, self.optimizers = fmodel, optimizers
         raw = self._raw(fmodel)
         for name in ("loss", "train_step", "eval_step"):
             if hasattr(raw, name):
@@ -535,89 +543,120 @@ class Trainer:
         progress = self._progress()
         last: dict[str, Any] = dict(self.history[-1]) if self.history else {}
         t_start = time.perf_counter()
-        stop = False
-        with progress:
-            task = (
-                progress.add_task(self.description, total=total, completed=min(self.step, total)) if progress else None
-            )
-            for epoch in range(start_epoch, cfg.epochs):
-                if self.step >= total or stop:
-                    break
-                fmodel.train()
-                resumed = running if epoch == start_epoch else None
-                sums: dict[str, float] = dict(resumed["sums"]) if resumed else {}
-                count = resumed["count"] if resumed else 0
-                t_epoch = time.perf_counter() - (resumed["seconds"] if resumed else 0.0)
-                first = start_batch if epoch == start_epoch else 0
-                b = first
-                batches = enumerate(train.epoch(epoch, self.rank, self.world, start=first), start=first)
-                for group in _groups(batches, cfg.accumulate):
-                    b = group[-1][0]
-                    group = [{k: fabric.to_device(v) for k, v in batch.items()} for _, batch in group]
-                    lr = self._set_lr(optimizers, horizon)
-                    if hasattr(raw, "on_train_step_start"):
-                        raw.on_train_step_start(self.step, total)
-                    out = self._train_step(fmodel, raw, optimizers, group)
-                    self.step += 1
-                    n = sum(batch_size_of(x) for x in group)
-                    count += n
-                    values = {}
-                    for k, v in out.items():
-                        v = float(v.detach().float().mean()) if isinstance(v, Tensor) else float(v)
-                        if not math.isfinite(v) and k == "loss":
-                            raise DivergedError(self._diverged_msg(self.step, "loss is NaN/Inf"))
-                        sums[k] = sums.get(k, 0.0) + v * n
-                        values[k] = v
-                    if self.log_every and self.step % self.log_every == 0:
-                        logged = {f"train_step/{k}": sums[k] / count for k in sums}
-                        fabric.log_dict({**logged, "train_step/lr": lr}, step=self.step)
-                    if progress:
-                        loss = sums.get("loss", 0) / max(count, 1)
-                        desc = f"{self.description} epoch {epoch + 1}/{cfg.epochs} loss {loss:.4g}"
-                        progress.update(task, completed=self.step, description=desc)
-                    for cb in callbacks:
-                        cb.on_step_end(self, raw, self.step, values, group)
-                    stop = any(cb.should_stop(self, raw, self.step) for cb in callbacks)
+        try:
+            stop = False
+            with progress:
+                task = (
+                    progress.add_task(self.description, total=total, completed=min(self.step, total))
+                    if progress
+                    else None
+                )
+                for epoch in range(start_epoch, cfg.epochs):
                     if self.step >= total or stop:
                         break
-                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
-                        seconds = time.perf_counter() - t_epoch
-                        self._save(
-                            fmodel, optimizers, epoch, b + 1, {"sums": sums, "count": count, "seconds": seconds}, False
-                        )
-                finished_epoch = b + 1 >= bpe
-                metrics: dict[str, Any] = {"epoch": epoch + 1, "step": self.step}
-                train_means = self._reduce(dict(sums), count)
-                metrics.update({f"train/{k}": v for k, v in train_means.items()})
-                metrics["lr"] = optimizers[0].param_groups[0]["lr"]
-                metrics["epoch_seconds"] = time.perf_counter() - t_epoch
-                if val is not None:
-                    metrics.update({f"val/{k}": v for k, v in self.evaluate(fmodel, val).items()})
-                if hasattr(raw, "on_epoch_end"):
-                    metrics.update(raw.on_epoch_end(epoch) or {})
-                for cb in callbacks:
-                    metrics.update(cb.on_epoch_end(self, raw, epoch, metrics) or {})
-                if self._early is not None:
-                    if self._early.update(epoch, metrics) and self.run_dir is not None and fabric.is_global_zero:
-                        self._check_finite_weights(raw)
-                        ck.save_weights(self.run_dir / ck.BEST, raw, {"step": str(self.step), "epoch": str(epoch + 1)})
-                    metrics["early_stop/best_epoch"] = self._early.best_epoch
-                    stop = stop or self._early.stop
-                self.history.append(metrics)
-                fabric.log_dict({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=self.step)
-                last = metrics
-                stopped = stop and self.step < total
-                if finished_epoch:
-                    self._save(fmodel, optimizers, epoch + 1, 0, None, stopped)
-                else:
-                    running_now = {"sums": sums, "count": count, "seconds": metrics["epoch_seconds"]}
-                    self._save(fmodel, optimizers, epoch, b + 1, running_now, stopped)
-                if self._early is not None and self._early.stop:
-                    break
+                    fmodel.train()
+                    resumed = running if epoch == start_epoch else None
+                    sums: dict[str, float] = dict(resumed["sums"]) if resumed else {}
+                    count = resumed["count"] if resumed else 0
+                    t_epoch = time.perf_counter() - (resumed["seconds"] if resumed else 0.0)
+                    first = start_batch if epoch == start_epoch else 0
+                    b = first
+                    batches = enumerate(train.epoch(epoch, self.rank, self.world, start=first), start=first)
+                    for group in _groups(batches, cfg.accumulate):
+                        b = group[-1][0]
+                        group = [{k: fabric.to_device(v) for k, v in batch.items()} for _, batch in group]
+                        lr = self._set_lr(optimizers, horizon)
+                        if hasattr(raw, "on_train_step_start"):
+                            raw.on_train_step_start(self.step, total)
+                        out = self._train_step(fmodel, raw, optimizers, group)
+                        self.step += 1
+                        n = sum(batch_size_of(x) for x in group)
+                        count += n
+                        values = {}
+                        for k, v in out.items():
+                            v = float(v.detach().float().mean()) if isinstance(v, Tensor) else float(v)
+                            if not math.isfinite(v) and k == "loss":
+                                raise _LossDiverged(self.step)
+                            sums[k] = sums.get(k, 0.0) + v * n
+                            values[k] = v
+                        if self.log_every and self.step % self.log_every == 0:
+                            logged = {f"train_step/{k}": sums[k] / count for k in sums}
+                            fabric.log_dict({**logged, "train_step/lr": lr}, step=self.step)
+                        if progress:
+                            loss = sums.get("loss", 0) / max(count, 1)
+                            desc = f"{self.description} epoch {epoch + 1}/{cfg.epochs} loss {loss:.4g}"
+                            progress.update(task, completed=self.step, description=desc)
+                        for cb in callbacks:
+                            cb.on_step_end(self, raw, self.step, values, group)
+                        stop = any(cb.should_stop(self, raw, self.step) for cb in callbacks)
+                        if self.step >= total or stop:
+                            break
+                        if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                            seconds = time.perf_counter() - t_epoch
+                            self._save(
+                                fmodel,
+                                optimizers,
+                                epoch,
+                                b + 1,
+                                {"sums": sums, "count": count, "seconds": seconds},
+                                False,
+                            )
+                    finished_epoch = b + 1 >= bpe
+                    metrics: dict[str, Any] = {"epoch": epoch + 1, "step": self.step}
+                    train_means = self._reduce(dict(sums), count)
+                    metrics.update({f"train/{k}": v for k, v in train_means.items()})
+                    metrics["lr"] = optimizers[0].param_groups[0]["lr"]
+                    metrics["epoch_seconds"] = time.perf_counter() - t_epoch
+                    if val is not None:
+                        metrics.update({f"val/{k}": v for k, v in self.evaluate(fmodel, val).items()})
+                    if hasattr(raw, "on_epoch_end"):
+                        metrics.update(raw.on_epoch_end(epoch) or {})
+                    for cb in callbacks:
+                        metrics.update(cb.on_epoch_end(self, raw, epoch, metrics) or {})
+                    if self._early is not None:
+                        if self._early.update(epoch, metrics) and self.run_dir is not None and fabric.is_global_zero:
+                            self._check_finite_weights(raw)
+                            ck.save_weights(
+                                self.run_dir / ck.BEST, raw, {"step": str(self.step), "epoch": str(epoch + 1)}
+                            )
+                        metrics["early_stop/best_epoch"] = self._early.best_epoch
+                        stop = stop or self._early.stop
+                    self.history.append(metrics)
+                    fabric.log_dict({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=self.step)
+                    last = metrics
+                    stopped = stop and self.step < total
+                    if finished_epoch:
+                        self._save(fmodel, optimizers, epoch + 1, 0, None, stopped)
+                    else:
+                        running_now = {"sums": sums, "count": count, "seconds": metrics["epoch_seconds"]}
+                        self._save(fmodel, optimizers, epoch, b + 1, running_now, stopped)
+                    if self._early is not None and self._early.stop:
+                        break
+        except _LossDiverged as e:
+            raise DivergedError(self._diverged_msg(e.step, "loss is NaN/Inf", self._roll_back(e.step))) from None
         last["train_seconds"] = time.perf_counter() - t_start
         for logger in fabric.loggers:
             logger.finalize("success")
         return last
+
+    def _roll_back(self, bad_step: int) -> int | None:
+        """A NaN/Inf loss at ``bad_step`` was computed with the weights of step ``bad_step - 1``: if the newest
+        checkpoint holds those weights, put back the one before it. Returns the step of the checkpoint kept."""
+        if self.run_dir is None or not self.fabric.is_global_zero:
+            return None
+        if getattr(self, "_saved_step", None) != bad_step - 1:
+            return self._saved_step
+        prev = self.run_dir / ck.PREV_STATE
+        if not prev.is_file():
+            return None
+        state = ck.load_state(prev)
+        ck.save_tensors(
+            self.run_dir / ck.WEIGHTS, state["model"], {"step": str(state["step"]), "model": state["registry_name"]}
+        )
+        ck.atomic_write_text(self.run_dir / ck.METRICS, "".join(json.dumps(h) + "\n" for h in _history_of(state)))
+        os.replace(prev, self.run_dir / ck.STATE)
+        self._saved_step = state["step"]
+        return state["step"]
 
     def evaluate(self, model, data: BatchSource) -> dict[str, float]:
         """Size-weighted means of ``eval_step`` (or ``loss``) over ``data``, across all processes."""
@@ -634,8 +673,15 @@ class Trainer:
             sums, count = dict(zip(keys, t[:-1].tolist())), t[-1].item()
         return {k: v / max(count, 1) for k, v in sums.items()}
 
-    def _diverged_msg(self, step: int, what: str) -> str:
-        where = f"; the last good checkpoint is kept in {self.run_dir}" if self.run_dir else ""
+    def _diverged_msg(self, step: int, what: str, kept: int | None = -1) -> str:
+        if kept == -1:
+            kept = getattr(self, "_saved_step", None)
+        if self.run_dir is None:
+            where = ""
+        elif kept is None:
+            where = f"; no checkpoint in {self.run_dir} gives a finite loss"
+        else:
+            where = f"; the last good checkpoint (step {kept}) is kept in {self.run_dir}"
         return (
             f"training diverged: {what} at step {step}{where}. Lower trainer.lr (also on --resume) "
             "or set trainer.grad_clip"
@@ -663,6 +709,14 @@ class Trainer:
             console=Console(stderr=True),
             transient=False,
         )
+
+
+class _LossDiverged(Exception):
+    """Inside the loop: the loss of step ``step`` is NaN/Inf (fit turns it into a DivergedError)."""
+
+    def __init__(self, step: int):
+        super().__init__(step)
+        self.step = step
 
 
 def _groups(batches, n: int):

@@ -39,6 +39,7 @@ _RUN_FILES = (
     "model.safetensors",
     "best.safetensors",
     "trainer_state.pt",
+    "trainer_state.prev.pt",
     "metrics.jsonl",
     "final_metrics.json",
     "done.json",
@@ -114,6 +115,14 @@ def check_new_run(path: str | Path, overwrite: bool) -> None:
         raise RunExistsError(f"{path} exists and is not a folder; choose another --out")
     if not _holds_anything(path):
         return
+    holder = lock_holder(path)
+    if holder:
+        raise RunExistsError(f"{path} is in use by {holder}; wait for it to finish or stop it")
+    _check_contents(path, overwrite)
+
+
+def _check_contents(path: Path, overwrite: bool) -> None:
+    """What may be replaced: only a run, only with ``overwrite``, never a protected folder."""
     why = _protected(path)
     if why:
         raise RunExistsError(f"{path} cannot be used as a run folder: {why}; choose another --out")
@@ -178,6 +187,23 @@ class RunLock:
             self.release()
 
 
+def lock_holder(path: str | Path) -> str | None:
+    """Who holds the lock of run folder ``path`` right now ("pid N on HOST"), or None. Creates nothing."""
+    import fcntl
+
+    try:
+        fd = os.open(Path(path) / LOCK, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _read_holder(fd)
+    finally:
+        os.close(fd)
+    return None
+
+
 def _read_holder(fd: int, default: str = "another process") -> str:
     try:
         text = os.pread(fd, 200, 0).decode(errors="replace").split()
@@ -209,9 +235,10 @@ class OpenRun:
         if _holds_anything(self.path):
             # the old run's own lock is held while it is moved, so a live writer is never moved away
             self._aside_lock = RunLock(self.path)
-            check_new_run(self.path, overwrite)  # it may have changed while we waited for the lock
+            _check_contents(self.path, overwrite)  # it may have changed before we held the lock
             self.aside = self.path.with_name(f".{self.path.name}.replaced-{os.getpid()}")
             os.rename(self.path, self.aside)
+            self._aside_lock.path = self.aside / LOCK
         self.path.mkdir(parents=True, exist_ok=True)
         self.lock = RunLock(self.path)
         remove_stale_temps(self.path)
@@ -238,6 +265,7 @@ class OpenRun:
         os.rename(self.aside, self.path)
         self.aside = None
         if self._aside_lock is not None:
+            self._aside_lock.path = self.path / LOCK
             self._aside_lock.release()
 
     def close(self) -> None:
