@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..errors import CheckpointError, ConfigError, DataError
-from ._common import add_trainer_flags, positive_int, resolve_config
+from ._common import add_trainer_flags, positive_int, resolve_config, saved_sections
 
 HEADS = ("linear", "svm", "logreg")
 
@@ -52,7 +52,8 @@ def register(sub) -> None:
         "--weights",
         metavar="PATH",
         help="torchvision-format state dict (.pth/.pt via torch.save, or .safetensors); "
-        "'imagenet' downloads torchvision's ImageNet ResNet-18 (needs internet)",
+        "'imagenet' reads torchvision's ImageNet ResNet-18 from the torch hub cache ($TORCH_HOME/hub/checkpoints/"
+        "resnet18-f37072fd.pth), hash-checked; nothing is downloaded",
     )
     src.add_argument(
         "--backbone",
@@ -206,7 +207,7 @@ def accuracy(model, x: Tensor, y: Tensor) -> float:
 # ---------------------------------------------------------------------------- CLI
 def _source_model(args, in_shape: tuple[int, ...]):
     """(source classifier or None, model config values when there is no source, a line saying what was loaded)."""
-    from ..models.pretrained import download_imagenet_resnet18, load_backbone_weights, read_state_dict
+    from ..models.pretrained import imagenet_resnet18_state_dict, load_backbone_weights, read_state_dict
     from ..registry import create_model
     from ..train.checkpoint import load_run, read_run_config
 
@@ -220,7 +221,8 @@ def _source_model(args, in_shape: tuple[int, ...]):
             )
         if args.backbone or args.width:
             raise ConfigError("--backbone/--width come from the --source run; drop them")
-        return load_run(args.source), {}, f"backbone: {saved['model_config'].get('backbone')} from {args.source}"
+        backbone = saved_sections(saved, Path(args.source) / "config.json")["model"].get("backbone")
+        return load_run(args.source), {}, f"backbone: {backbone} from {args.source}"
     values = {"backbone": args.backbone or ("resnet18" if args.weights else "small_cnn"), "input_shape": in_shape}
     if args.width:
         values["width"] = args.width
@@ -234,7 +236,7 @@ def _source_model(args, in_shape: tuple[int, ...]):
     if args.weights == "imagenet":
         if values["backbone"] != "resnet18":
             raise ConfigError("--weights imagenet is torchvision's ResNet-18; use --backbone resnet18")
-        state, where = download_imagenet_resnet18(), "torchvision ImageNet ResNet-18"
+        state, where = imagenet_resnet18_state_dict(), "torchvision ImageNet ResNet-18"
     else:
         state, where = read_state_dict(args.weights), args.weights
     rep = load_backbone_weights(src, state, strict=args.strict, where=where)
@@ -270,6 +272,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.backbone_lr_mult <= 0:
         raise ConfigError(f"--backbone-lr-mult must be > 0, got {args.backbone_lr_mult}")
     out = Path(args.out) if args.out else Path("runs") / f"transfer-{args.target}-{args.mode}-seed{trainer_cfg.seed}"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder for the run")
     if args.head != "linear" and out.exists() and any(out.iterdir()) and not args.overwrite:
         raise CheckpointError(f"{out} already holds files; pass --overwrite to replace them")
 
