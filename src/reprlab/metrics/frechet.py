@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +119,9 @@ def check_inception_fid(weights_path: str | Path) -> Path:
             "Inception FID needs the optional package torch-fidelity: pip install torch-fidelity"
         ) from None
     try:
-        torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses anyway
+            warnings.simplefilter("ignore")
+            torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for a file that is not a plain tensor archive
         raise ConfigError(
             f"Inception weights file {p} is not a weights file torch can read safely ({e.__class__.__name__}); "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,7 +74,9 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{p} is not a readable safetensors file ({str(e).splitlines()[0]})") from None
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses anyway
+            warnings.simplefilter("ignore")
+            obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for a file that is not a tensor archive
         raise CheckpointError(
             f"{p} is not a state dict torch can read safely ({e.__class__.__name__}); "

@@ -28,6 +28,8 @@ def figure_path(path: str | Path) -> Path:
     """The file a figure for ``path`` is written to: ``path`` itself, with ``.png`` added when it has no suffix
     (as matplotlib would). A suffix matplotlib cannot write is a ConfigError, raised before any work."""
     p = Path(path)
+    if p.is_dir():  # left as it is, for the output check to refuse by its name
+        return p
     if not p.suffix:
         return p.with_name(p.name + "." + DEFAULT_FORMAT)
     fmt = p.suffix[1:].lower()
