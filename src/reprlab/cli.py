@@ -1,6 +1,8 @@
 """The ``reprlab`` command. Each subcommand lives in ``reprlab/commands/<name>.py`` and is found here.
 
-Bad input (a ReprlabError, or a usage error) prints one line on stderr and exits with code 2.
+Bad input (a ReprlabError, or a usage error) prints one line on stderr and exits with code 2. So do the
+faults of the machine rather than of reprlab: a full or read-only disk, a folder the user cannot write
+(an OSError with one of those errnos) and running out of memory.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import pkgutil
 import sys
 
 from .errors import ReprlabError
+from .io import describe_os_error, is_out_of_memory, is_user_os_error
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -55,7 +58,29 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `reprlab models | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:
+        if not is_user_os_error(e):
+            raise  # an OSError without an errno we know may be a bug: let it show
+        sys.stderr.write(f"reprlab: error: {describe_os_error(e)}\n")
+        return 2
+    except (MemoryError, RuntimeError) as e:  # torch's OutOfMemoryError is a RuntimeError
+        if not is_out_of_memory(e):
+            raise
+        sys.stderr.write(f"reprlab: error: {_memory_message(e)}\n")
+        return 2
     return int(rc or 0)
+
+
+def _memory_message(e: BaseException) -> str:
+    import re
+
+    text = str(e)
+    m = re.search(r"allocate (\d+) bytes", text)
+    want = f" (an allocation of {int(m.group(1)) / 2**30:.1f} GiB failed)" if m else ""
+    return (
+        f"not enough memory to run this command{want}; lower the model's sizes (--model.*), "
+        "--batch-size or -n, or use a machine with more memory"
+    )
 
 
 if __name__ == "__main__":

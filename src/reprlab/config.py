@@ -9,6 +9,7 @@ Range checks live in each dataclass's ``__post_init__`` and raise :class:`Config
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,14 +92,15 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool):
             raise bad
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                raise bad from None
-        raise bad
+        try:
+            f = float(value) if isinstance(value, (int, float, str)) else None
+        except (ValueError, OverflowError):
+            raise bad from None
+        if f is None:
+            raise bad
+        if not math.isfinite(f):  # inf and nan pass float() but no setting of ours means them
+            raise ConfigError(f"{where}: must be a finite number, got {value!r}")
+        return f
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
@@ -110,6 +112,9 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
 
 def build(cls: type, values: dict[str, Any] | None = None, where: str = "") -> Any:
     """Build dataclass ``cls`` from ``values``, checking keys and types. Nested dataclasses recurse."""
+    if values is not None and not isinstance(values, dict):
+        what = f"section {where!r}" if where else f"the {cls.__name__} settings"
+        raise ConfigError(f"{what} must be a mapping of keys to values, like 'lr: 1e-3', got {values!r:.60}")
     values = dict(values or {})
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -203,7 +208,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist")
     try:
-        data = yaml.safe_load(p.read_text())
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {p} is not text (UTF-8 YAML); give a YAML file") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
         raise ConfigError(
@@ -214,6 +223,16 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p} must hold a mapping like 'trainer: {{lr: 1e-3}}'")
     return data
+
+
+MAX_SEED = 2**63 - 1  # the largest seed torch, NumPy (mod 2**32) and Python all take
+
+
+def check_seed(seed: int, where: str = "--seed") -> int:
+    """``seed`` if it is a valid random seed (0 .. 2**63-1), else a ConfigError naming ``where``."""
+    shown = str(seed) if len(str(seed)) <= 24 else f"{str(seed)[:12]}… ({len(str(seed))} digits)"
+    _check(0 <= seed <= MAX_SEED, f"{where} must be a whole number from 0 to 2**63-1, got {shown}")
+    return seed
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -265,6 +284,7 @@ class TrainerConfig:
             f"trainer.lr_schedule must be constant or cosine, got {self.lr_schedule!r}",
         )
         _check(self.warmup_steps >= 0, f"trainer.warmup_steps must be >= 0, got {self.warmup_steps}")
+        check_seed(self.seed, "trainer.seed")
         _check(self.accumulate >= 1, f"trainer.accumulate must be >= 1, got {self.accumulate}")
         if self.early_stop is not None:
             parse_early_stop(self.early_stop)

@@ -113,9 +113,50 @@ def describe_os_error(e: OSError) -> str:
         errno.ENOTDIR: "a part of the path is a file, not a folder",
         errno.EISDIR: "this is a folder, not a file",
         errno.ENAMETOOLONG: "the name is too long",
+        errno.ENOMEM: "not enough memory",
+        errno.EFBIG: "the file is too large for this file system",
+        errno.ELOOP: "too many levels of symbolic links",
+        errno.EIO: "input/output error; check the disk",
     }
     hint = hints.get(e.errno, e.strerror or e.__class__.__name__)
     return f"cannot write or read{where}: {hint}"
+
+
+# errnos that say the environment (disk, permissions, a path) is at fault, not reprlab: the CLI reports them
+# as one line. Any other OSError, and one without an errno, surfaces as a traceback: it may be a bug.
+USER_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EDQUOT,
+        errno.ENOMEM,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.ENAMETOOLONG,
+        errno.EFBIG,
+        errno.ELOOP,
+        errno.EIO,
+    }
+)
+
+
+def is_user_os_error(e: BaseException) -> bool:
+    """True for an OSError whose errno says the disk, the permissions or the path is at fault."""
+    return isinstance(e, OSError) and e.errno in USER_ERRNOS
+
+
+_OOM_WORDS = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory")
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """True for MemoryError, torch's OutOfMemoryError, and the RuntimeError torch's CPU allocator raises when
+    an allocation fails ("DefaultCPUAllocator: can't allocate memory ...")."""
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(e, RuntimeError) and any(w in str(e).lower() for w in _OOM_WORDS)
 
 
 __all__ = [
@@ -128,4 +169,6 @@ __all__ = [
     "make_parent",
     "cache_dir",
     "describe_os_error",
+    "is_user_os_error",
+    "is_out_of_memory",
 ]

@@ -67,8 +67,73 @@ def build_config(name: str, values: dict[str, Any] | None = None) -> Any:
     return build(get_spec(name).config_cls, values or {}, "model")
 
 
+def build_config_for_data(name: str, values: dict[str, Any], data_defaults: dict[str, Any], data: str = "") -> Any:
+    """Model ``name``'s config for training on data whose task gives ``data_defaults`` (input_shape,
+    num_classes, ...): the user's ``values``, with the data's settings filled in where the user gave none.
+
+    A setting that contradicts the data (an ``input_shape`` other than the images', fewer ``num_classes``
+    than the labels have) is a ConfigError before anything is built or written, instead of a shape error in
+    the first training step. ``data`` names the dataset in the message."""
+    spec = get_spec(name)
+    fields = spec.config_cls.__dataclass_fields__
+    merged = dict(values)
+    for k, v in data_defaults.items():
+        if k in fields and k not in merged:
+            merged[k] = v
+    config = build_config(name, merged)
+    of = f" of {data}" if data else ""
+    shape = data_defaults.get("input_shape")
+    if shape is not None and "input_shape" in fields and tuple(config.input_shape) != tuple(shape):
+        raise ConfigError(
+            f"model.input_shape={tuple(config.input_shape)} does not match the images{of}, which are {tuple(shape)}; "
+            "drop --model.input_shape (it is taken from the data)"
+        )
+    classes = data_defaults.get("num_classes")
+    if classes is not None and "num_classes" in fields and config.num_classes < classes:
+        raise ConfigError(
+            f"model.num_classes={config.num_classes} is fewer than the {classes} classes{of}; "
+            "drop --model.num_classes (it is taken from the data)"
+        )
+    return config
+
+
+def _changed_settings(config: Any) -> str:
+    """The settings of a model config that differ from its defaults, as ``model.key=value`` text."""
+    import dataclasses
+
+    out = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        default = f.default if f.default is not dataclasses.MISSING else dataclasses.MISSING
+        if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        if value != default:
+            out.append(f"model.{f.name}={value}")
+    return ", ".join(out) or "the default settings"
+
+
+def build_model(name: str, config: Any) -> Any:
+    """Construct registered model ``name`` from its built ``config``.
+
+    A model that cannot be built for these settings (a layer that shrinks an image below one pixel, a
+    size torch refuses) fails inside its constructor with a ValueError or RuntimeError; that becomes a
+    ConfigError naming the model and its settings. Only construction is wrapped, so a bug elsewhere still
+    shows its traceback; running out of memory is left to the CLI, which says so in one line."""
+    from .io import is_out_of_memory
+
+    spec = get_spec(name)
+    try:
+        return spec.cls(config)
+    except (ValueError, RuntimeError) as e:
+        if is_out_of_memory(e):
+            raise
+        first = (str(e).strip().splitlines() or [e.__class__.__name__])[0]
+        raise ConfigError(
+            f"model {name!r} cannot be built with {_changed_settings(config)}: {first[:200]}; "
+            "change those --model.* settings"
+        ) from None
+
+
 def create_model(name: str, **cfg: Any) -> Any:
     """Build a registered model: ``create_model("ae_mlp", code_dim=32)``."""
-    spec = get_spec(name)
-    config = build_config(name, cfg)
-    return spec.cls(config)
+    return build_model(name, build_config(name, cfg))

@@ -6,8 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..config import DataConfig, TrainerConfig, build, load_yaml, merge, parse_overrides, to_dict
-from ..errors import ConfigError, ReprlabError
+from ..config import MAX_SEED, DataConfig, TrainerConfig, build, load_yaml, merge, parse_overrides, to_dict
+from ..errors import CheckpointError, ConfigError
+from ..io import output_path
+
+SECTIONS = ("model", "trainer", "data")
+SAVED_SECTIONS = {"model_config": "model", "trainer": "trainer", "data": "data"}  # config.json key -> section
 
 
 def positive_int(text: str) -> int:
@@ -20,12 +24,46 @@ def positive_int(text: str) -> int:
     return v
 
 
+def _short_int(v: int) -> str:
+    text = str(v)
+    return text if len(text) <= 24 else f"{text[:12]}… ({len(text)} digits)"
+
+
+def seed_value(text: str) -> int:
+    """argparse type of a random seed: a whole number from 0 to 2**63-1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r:.40}") from None
+    if not 0 <= v <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed must be from 0 to 2**63-1, got {_short_int(v)}")
+    return v
+
+
+def saved_sections(saved: dict[str, Any], where: str | Path) -> dict[str, dict[str, Any]]:
+    """The model/trainer/data sections of a run's config.json (``saved``) as dicts keyed model, trainer, data.
+
+    A section that is there but not a mapping (``"data": "digits"``) means the file was edited or is
+    corrupt: a CheckpointError naming the file, not a crash later."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, section in SAVED_SECTIONS.items():
+        value = saved.get(key, {})
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise CheckpointError(
+                f"{where}: {key!r} must be a mapping of settings, got {value!r:.40}; the run's config.json is corrupt"
+            )
+        out[section] = dict(value)
+    return out
+
+
 def add_trainer_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training (shortcuts for --trainer.KEY=VALUE)")
     g.add_argument("--epochs", type=int, help="passes over the training data")
     g.add_argument("--batch-size", type=int, help="examples per step (per process)")
     g.add_argument("--lr", type=float, help="learning rate")
-    g.add_argument("--seed", type=int, help="random seed (runs are bitwise reproducible on CPU)")
+    g.add_argument("--seed", type=seed_value, help="random seed, 0 .. 2**63-1 (runs are bitwise reproducible on CPU)")
     g.add_argument("--devices", type=int, help="processes to train with (DDP over gloo on CPU)")
     g.add_argument("--precision", choices=["32", "bf16"], help="bf16 turns on autocast")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -44,14 +82,19 @@ def resolve_config(
     """Merge, lowest first: a saved run's config, --config YAML, shortcut flags, dotted overrides."""
     tree: dict[str, Any] = {}
     if saved:
-        tree = {k: dict(saved.get(k, {})) for k in ("model_config", "trainer", "data")}
-        tree["model"] = tree.pop("model_config")
+        run = getattr(args, "resume", None) or getattr(args, "run", None)
+        tree = saved_sections(saved, Path(run) / "config.json" if run else "the run's config.json")
     if getattr(args, "config", None):
         y = load_yaml(args.config)
-        bad = sorted(set(y) - {"model", "trainer", "data"})
+        bad = sorted(set(y) - set(SECTIONS), key=str)
         if bad:
             raise ConfigError(f"{args.config}: unknown section {bad[0]!r}; valid sections: model, trainer, data")
-        tree = merge(tree, y)
+        for sec, value in y.items():
+            if value is not None and not isinstance(value, dict):
+                raise ConfigError(
+                    f"{args.config}: section {sec!r} must be a mapping like '{sec}: {{key: value}}', got {value!r:.40}"
+                )
+        tree = merge(tree, {sec: value for sec, value in y.items() if value is not None})
     flags = {
         ("trainer", "epochs"): getattr(args, "epochs", None),
         ("trainer", "batch_size"): getattr(args, "batch_size", None),
@@ -69,11 +112,11 @@ def resolve_config(
     if getattr(args, "no_progress", False):
         tree.setdefault("trainer", {})["progress"] = False
     overrides = parse_overrides(extra)
-    bad = sorted(set(overrides) - {"model", "trainer", "data"})
+    bad = sorted(set(overrides) - set(SECTIONS))
     if bad:
         raise ConfigError(f"unknown config section --{bad[0]}.…; valid sections: model, trainer, data")
     tree = merge(tree, overrides)
-    for sec in ("model", "trainer", "data"):
+    for sec in SECTIONS:
         tree.setdefault(sec, {})
     return tree
 
@@ -82,13 +125,10 @@ def build_trainer_and_data(tree: dict[str, dict[str, Any]]) -> tuple[TrainerConf
     return build(TrainerConfig, tree["trainer"], "trainer"), build(DataConfig, tree["data"], "data")
 
 
-def refuse_existing_output(path: str | Path, overwrite: bool) -> Path:
-    p = Path(path)
-    if p.exists() and not overwrite:
-        raise ReprlabError(f"{p} already exists; pass --overwrite to replace it")
-    if p.parent and not p.parent.exists():
-        p.parent.mkdir(parents=True, exist_ok=True)
-    return p
+def refuse_existing_output(path: str | Path, overwrite: bool, what: str = "file") -> Path:
+    """``path`` if a new output file may be written there (see :func:`reprlab.io.output_path`); creates nothing,
+    so call it before any work and create the folder only when writing."""
+    return output_path(path, overwrite, what)
 
 
 def g2p_ensemble(first: Any, first_run: str, other_runs: list[str]) -> Any:
@@ -111,6 +151,8 @@ __all__ = [
     "build_trainer_and_data",
     "refuse_existing_output",
     "positive_int",
+    "seed_value",
+    "saved_sections",
     "to_dict",
     "g2p_ensemble",
 ]

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
+from ._common import seed_value
 
 
 def register(sub) -> None:
@@ -45,7 +46,7 @@ def register(sub) -> None:
     g.add_argument("--epochs", type=int, help="passes over the source training data")
     g.add_argument("--batch-size", type=int, help="examples per domain per step")
     g.add_argument("--lr", type=float, help="learning rate")
-    g.add_argument("--seed", type=int, help="random seed")
+    g.add_argument("--seed", type=seed_value, help="random seed, 0 .. 2**63-1")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run, accepts_overrides=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
@@ -25,16 +26,44 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def output_paths(output: str | Path) -> tuple[Path, Path]:
+    """(codes file, labels file) for ``-o OUTPUT``: ``codes`` and ``codes.npy`` both give ``codes.npy`` and
+    ``codes.labels.npy``, the files numpy would write."""
+    from ..errors import ConfigError
+
+    p = Path(output)
+    if not p.name or p.name in (".", "..") or p.is_dir():
+        raise ConfigError(f"-o {output!r} is a folder; give a file name such as codes.npy")
+    if p.suffix != ".npy":
+        p = p.with_name(p.name + ".npy")
+    return p, p.with_name(p.name[: -len(".npy")] + ".labels.npy")
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    from ..io import atomic_write_with, make_parent
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.save adds no suffix of its own
+            np.save(f, array)
+
+    make_parent(path)
+    atomic_write_with(path, write)
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..data import load_images
     from ..errors import ConfigError
     from ..train.checkpoint import load_run, read_run_config
-    from ._common import refuse_existing_output
+    from ._common import refuse_existing_output, saved_sections
 
-    out = refuse_existing_output(args.output, args.overwrite)
+    # both outputs are checked before anything is loaded, and nothing is created until they are written
+    out, labels = output_paths(args.output)
+    refuse_existing_output(out, args.overwrite, "codes")
+    refuse_existing_output(labels, args.overwrite, "labels")
     saved = read_run_config(args.run)
+    sections = saved_sections(saved, Path(args.run) / "config.json")
     model = load_run(args.run)
     if args.features and not hasattr(model, "forward_features"):
         raise ConfigError(
@@ -43,20 +72,19 @@ def run(args: argparse.Namespace) -> int:
     if not hasattr(model, "encode"):
         raise ConfigError(f"model {saved['model']!r} has no encoder to take codes from")
     take = model.forward_features if args.features else model.encode
-    data = saved.get("data", {})
+    data = sections["data"]
     d = load_images(
         args.data or data.get("name", "fashion-mnist"),
         args.data_dir or data.get("data_dir"),
         data.get("val_size", 5000),
     )
     x, y = getattr(d, args.split)
-    want = tuple(saved["model_config"].get("input_shape", x.shape[1:]))
+    want = tuple(sections["model"].get("input_shape", x.shape[1:]))
     if tuple(x.shape[1:]) != want:
         raise ConfigError(f"{d.name} images have shape {tuple(x.shape[1:])} but the model takes {want}")
     with torch.no_grad():
         codes = torch.cat([take(x[i : i + 1024]) for i in range(0, len(x), 1024)])
-    np.save(out, codes.numpy())
-    labels = str(out)[:-4] + ".labels.npy" if str(out).endswith(".npy") else str(out) + ".labels.npy"
-    np.save(labels, y.numpy())
+    _save_npy(out, codes.numpy())
+    _save_npy(labels, y.numpy())
     print(f"wrote {out} {tuple(codes.shape)} and {labels}")
     return 0

@@ -34,8 +34,11 @@ def register(sub) -> None:
         "results go to RUN/eval-ensembleN[-beamK].json",
     )
     p.add_argument(
-        "--figure", help="write a reconstructions figure here (autoencoders; default RUN/reconstructions.png)"
+        "--figure",
+        help="write the reconstructions figure here (autoencoders; default RUN/reconstructions.png, replaced by "
+        "each eval); an existing file is refused without --overwrite",
     )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --figure file")
     p.set_defaults(func=run)
 
 
@@ -46,29 +49,37 @@ def load_run_task(run_dir: str, data_dir: str | None = None):
     from ..tasks import get_task
     from ..train.checkpoint import load_run, read_run_config
 
+    from ._common import saved_sections
+
     saved = read_run_config(run_dir)
+    sections = saved_sections(saved, Path(run_dir) / "config.json")
     model = load_run(run_dir)
-    data_values = dict(saved.get("data", {}))
+    data_values = sections["data"]
     if data_dir:
         data_values["data_dir"] = data_dir
-    trainer_cfg = build(TrainerConfig, saved.get("trainer", {}), "trainer")
+    trainer_cfg = build(TrainerConfig, sections["trainer"], "trainer")
     task = get_task(get_spec(saved["model"]).task)(build(DataConfig, data_values, "data"), trainer_cfg)
     return model, task, saved
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train.checkpoint import atomic_write_text
-    from ..train.engine import evaluate_model
-
     from ..errors import ConfigError
+    from ..io import atomic_write_text, make_parent
+    from ..report.figures import figure_path
+    from ..train.engine import evaluate_model
+    from ._common import refuse_existing_output
 
-    model, task, saved = load_run_task(args.run, args.data_dir)
-    if args.ensemble:
-        model = g2p_ensemble(model, args.run, args.ensemble)
     if args.nll_samples < 0:
         raise ConfigError(f"--nll-samples must be >= 0, got {args.nll_samples}")
     if args.beam < 1:
         raise ConfigError(f"--beam must be >= 1, got {args.beam}")
+    # the run's own figure is replaced by each eval; a file the user names is theirs, checked before any work
+    figure = refuse_existing_output(figure_path(args.figure), args.overwrite, "figure") if args.figure else None
+    model, task, saved = load_run_task(args.run, args.data_dir)
+    if figure is not None and not hasattr(model, "reconstruct"):
+        raise ConfigError(f"model {saved['model']!r} does not reconstruct; --figure works for autoencoders")
+    if args.ensemble:
+        model = g2p_ensemble(model, args.run, args.ensemble)
     if args.beam > 1 and not hasattr(model, "beam"):
         raise ConfigError(f"model {saved['model']!r} does not decode sequences; --beam works for G2P models")
     if args.ensemble:  # an ensemble only decodes: it has no loss of its own to evaluate
@@ -86,10 +97,10 @@ def run(args: argparse.Namespace) -> int:
     if hasattr(model, "reconstruct"):
         from ..report.figures import reconstruction_grid
 
-        fig = Path(args.figure) if args.figure else Path(args.run) / "reconstructions.png"
+        fig = figure or Path(args.run) / "reconstructions.png"
         x = next(iter(task.test.epoch(0)))["x"][:16]
-        reconstruction_grid(x, model.reconstruct(x).detach(), fig)
-        metrics["figure"] = str(fig)
+        make_parent(fig)
+        metrics["figure"] = str(reconstruction_grid(x, model.reconstruct(x).detach(), fig))
     # a beam or ensemble evaluation gets its own file and keeps the plain greedy results
     suffix = (f"-ensemble{len(args.ensemble) + 1}" if args.ensemble else "") + (
         f"-beam{args.beam}" if args.beam > 1 else ""

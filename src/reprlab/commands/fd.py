@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import positive_int
+from ._common import positive_int, seed_value
 
 
 def register(sub) -> None:
@@ -20,7 +20,7 @@ def register(sub) -> None:
     )
     p.add_argument("run", help="run directory of a generative model trained on 28x28 Fashion-MNIST")
     p.add_argument("-n", type=positive_int, default=10000, help="number of samples (> 0; default 10000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_value, default=0, help="random seed, 0 .. 2**63-1 (default 0)")
     p.add_argument("--data-dir", help="folder with the Fashion-MNIST files")
     p.add_argument("--floor", action="store_true", help="also score N real training images against the test set")
     p.add_argument("--kid-subsets", type=positive_int, default=100, help="random subsets for KID (default 100)")
@@ -40,11 +40,11 @@ def run(args: argparse.Namespace) -> int:
     from ..data.images import load_fashion_mnist
     from ..errors import ConfigError
     from ..metrics.classifier_features import class_coverage, classifier_features, fd_classifier
-    from ..metrics.frechet import check_weights_file, frechet_distance, inception_fid, kernel_distance
+    from ..metrics.frechet import check_inception_fid, frechet_distance, inception_fid, kernel_distance
     from ..train.checkpoint import load_run
 
     if args.inception_weights:
-        check_weights_file(args.inception_weights, "Inception weights")  # fail before any expensive work
+        check_inception_fid(args.inception_weights)  # the package and the file, before any expensive work
     model = load_run(args.run)
     if not getattr(model, "can_sample", False):
         raise ConfigError(

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+MAX_SEEDS = 1000  # each seed trains the study's models again; more than this is a typo
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -37,7 +39,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..studies.base import get_study, run_study, study_names
+    from ..studies.base import check_out_folder, get_study, run_study, study_names
 
     names = study_names()
     if args.name not in ("list", "all"):
@@ -47,11 +49,12 @@ def run(args: argparse.Namespace) -> int:
             print(n)
         return 0
     todo = names if args.name == "all" else [args.name]
-    if args.seeds is not None and args.seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.seeds is not None and not 1 <= args.seeds <= MAX_SEEDS:
+        raise ConfigError(f"--seeds must be from 1 to {MAX_SEEDS}, got {args.seeds}")
     seeds = tuple(range(args.seeds)) if args.seeds else None
     if args.threads < 0:
         raise ConfigError(f"--threads must be >= 0 (0 = torch's default), got {args.threads}")
+    check_out_folder(args.out, todo)  # before any study trains anything
     import torch
 
     threads = args.threads or torch.get_num_threads()

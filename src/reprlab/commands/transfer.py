@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ..errors import CheckpointError, ConfigError, DataError
-from ._common import add_trainer_flags, positive_int, resolve_config
+from ._common import add_trainer_flags, positive_int, resolve_config, saved_sections
 
 HEADS = ("linear", "svm", "logreg")
 
@@ -51,7 +51,8 @@ def register(sub) -> None:
         "--weights",
         metavar="PATH",
         help="torchvision-format state dict (.pth/.pt via torch.save, or .safetensors); "
-        "'imagenet' downloads torchvision's ImageNet ResNet-18 (needs internet)",
+        "'imagenet' reads torchvision's ImageNet ResNet-18 from the torch hub cache ($TORCH_HOME/hub/checkpoints/"
+        "resnet18-f37072fd.pth), hash-checked; nothing is downloaded",
     )
     src.add_argument(
         "--backbone",
@@ -204,7 +205,7 @@ def accuracy(model, x: Tensor, y: Tensor) -> float:
 # ---------------------------------------------------------------------------- CLI
 def _source_model(args, in_shape: tuple[int, ...]):
     """(source classifier or None, model config values when there is no source, a line saying what was loaded)."""
-    from ..models.pretrained import download_imagenet_resnet18, load_backbone_weights, read_state_dict
+    from ..models.pretrained import imagenet_resnet18_state_dict, load_backbone_weights, read_state_dict
     from ..registry import create_model
     from ..train.checkpoint import load_run, read_run_config
 
@@ -218,7 +219,8 @@ def _source_model(args, in_shape: tuple[int, ...]):
             )
         if args.backbone or args.width:
             raise ConfigError("--backbone/--width come from the --source run; drop them")
-        return load_run(args.source), {}, f"backbone: {saved['model_config'].get('backbone')} from {args.source}"
+        backbone = saved_sections(saved, Path(args.source) / "config.json")["model"].get("backbone")
+        return load_run(args.source), {}, f"backbone: {backbone} from {args.source}"
     values = {"backbone": args.backbone or ("resnet18" if args.weights else "small_cnn"), "input_shape": in_shape}
     if args.width:
         values["width"] = args.width
@@ -232,7 +234,7 @@ def _source_model(args, in_shape: tuple[int, ...]):
     if args.weights == "imagenet":
         if values["backbone"] != "resnet18":
             raise ConfigError("--weights imagenet is torchvision's ResNet-18; use --backbone resnet18")
-        state, where = download_imagenet_resnet18(), "torchvision ImageNet ResNet-18"
+        state, where = imagenet_resnet18_state_dict(), "torchvision ImageNet ResNet-18"
     else:
         state, where = read_state_dict(args.weights), args.weights
     rep = load_backbone_weights(src, state, strict=args.strict, where=where)

@@ -91,10 +91,16 @@ def check_word(word: str) -> str:
         raise DataError("empty word; give letters a-z (and ')")
     bad = sorted({c for c in w if not WORD_RE.fullmatch(c)})
     if bad:
-        raise DataError(f"{word!r} has characters outside the alphabet a-z and ': {' '.join(repr(c) for c in bad)}")
+        shown = " ".join(repr(c) for c in bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+        raise DataError(f"{_shown_word(word)} has characters outside the alphabet a-z and ': {shown}")
     if len(w) > MAX_WORD:
-        raise DataError(f"{word!r} has {len(w)} letters; the models accept at most {MAX_WORD}")
+        raise DataError(f"{_shown_word(word)} has {len(w)} letters; the models accept at most {MAX_WORD}")
     return w
+
+
+def _shown_word(word: str, keep: int = 40) -> str:
+    """``word`` quoted for an error line; a long one cut to its first ``keep`` characters, so the line stays short."""
+    return repr(word) if len(word) <= keep else f"{word[:keep]!r}…({len(word)} characters)"
 
 
 def strip_stress(phones: Sequence[str]) -> Pron:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,29 @@ def check_weights_file(path: str | Path, what: str = "feature-extractor weights"
     return p
 
 
+def check_inception_fid(weights_path: str | Path) -> Path:
+    """Everything real Inception FID needs, checked before any expensive work: the optional torch-fidelity
+    package, and a weights file that holds only tensors (read with ``weights_only=True``, so a pickle with
+    code in it is refused here and never reaches torch-fidelity's own loader)."""
+    p = check_weights_file(weights_path, "Inception weights")
+    try:
+        import torch_fidelity  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "Inception FID needs the optional package torch-fidelity: pip install torch-fidelity"
+        ) from None
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses anyway
+            warnings.simplefilter("ignore")
+            torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds for a file that is not a plain tensor archive
+        raise ConfigError(
+            f"Inception weights file {p} is not a weights file torch can read safely ({e.__class__.__name__}); "
+            "it must be torch-fidelity's pt_inception-2015-12-05 weights"
+        ) from None
+    return p
+
+
 def _to_rgb(x: Tensor) -> Tensor:
     """(B, C, H, W) in [0, 1] -> (B, 3, H, W): grey images are repeated over three channels."""
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
@@ -133,13 +157,7 @@ def inception_fid(
             raise ConfigError(
                 "Inception FID needs --inception-weights PATH (a local copy of the FID Inception-v3 weights)"
             )
-        p = check_weights_file(weights_path, "Inception weights")
-        try:
-            import torch_fidelity  # noqa: F401
-        except ImportError:
-            raise ConfigError(
-                "Inception FID needs the optional package torch-fidelity: pip install torch-fidelity"
-            ) from None
+        p = check_inception_fid(weights_path)
         try:
             metric = FrechetInceptionDistance(feature=2048, normalize=True, feature_extractor_weights_path=str(p))
         except Exception as e:  # a wrong or corrupt file fails inside torch.load / load_state_dict

@@ -1,14 +1,18 @@
-"""Pre-trained backbone weights: torchvision-format state dicts from a local file (or torchvision's own download).
+"""Pre-trained backbone weights: torchvision-format state dicts from a local file (or torch hub's cached copy).
 
 A *torchvision-format* state dict names backbone tensors as torchvision does (``conv1.weight``,
 ``layer1.0.bn1.running_var``, ...) and the classification head as ``fc.weight`` / ``fc.bias``.
 :func:`load_backbone_weights` checks every key and shape against the model and reports what was
 loaded, skipped (shape mismatch), re-initialized (missing from the file) and ignored (unknown).
-Files are read without unpickling arbitrary objects: safetensors, or ``torch.load(weights_only=True)``.
+Files are read without unpickling arbitrary objects: safetensors, or ``torch.load(weights_only=True)``;
+a file from the torch hub cache must also match the sha256 prefix in its name before it is read.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +23,9 @@ from ..errors import CheckpointError
 
 HEAD_PREFIX = "fc."
 # the URL torchvision's ResNet18_Weights.IMAGENET1K_V1 downloads from, for users on an offline machine
-IMAGENET_RESNET18_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
+IMAGENET_RESNET18_FILE = "resnet18-f37072fd.pth"
+IMAGENET_RESNET18_URL = "https://download.pytorch.org/models/" + IMAGENET_RESNET18_FILE
+_HUB_HASH = re.compile(r"-([a-f0-9]{8,})\.")  # torch.hub's HASH_REGEX: NAME-SHA256PREFIX.EXT
 
 
 def torchvision_state_dict(model) -> dict[str, Tensor]:
@@ -68,7 +74,9 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{p} is not a readable safetensors file ({str(e).splitlines()[0]})") from None
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses anyway
+            warnings.simplefilter("ignore")
+            obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for a file that is not a tensor archive
         raise CheckpointError(
             f"{p} is not a state dict torch can read safely ({e.__class__.__name__}); "
@@ -77,21 +85,52 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     return _unwrap(obj, str(p))
 
 
-def download_imagenet_resnet18() -> dict[str, Tensor]:
-    """torchvision's ImageNet ResNet-18 weights (needs internet, or torchvision's cache)."""
-    from torchvision.models import ResNet18_Weights
+def hub_hash_prefix(path: str | Path) -> str | None:
+    """The sha256 prefix a torch hub file names itself by (``resnet18-f37072fd.pth``: ``f37072fd``), or None."""
+    m = _HUB_HASH.search(Path(path).name)
+    return m.group(1) if m else None
 
-    import contextlib
-    import io
 
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):  # torch.hub's "Downloading ..." line; errors are ours to report
-            return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
-    except Exception as e:  # URLError, OSError, RuntimeError for a partial download ...
+def verify_hub_file(path: str | Path) -> Path:
+    """``path`` if its sha256 starts with the hash prefix in its name (torchvision's convention); else a
+    CheckpointError. A file that does not match is not torchvision's: it is never opened as weights."""
+    p = Path(path)
+    want = hub_hash_prefix(p)
+    if want is None:
         raise CheckpointError(
-            f"cannot download torchvision's ImageNet ResNet-18 weights ({e.__class__.__name__}); on a machine with "
-            f"internet fetch {IMAGENET_RESNET18_URL} and pass --weights PATH"
-        ) from None
+            f"{p} has no hash in its name (NAME-HASH.pth), so it cannot be checked; pass --weights PATH"
+        )
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    if not h.hexdigest().startswith(want):
+        raise CheckpointError(
+            f"{p} is not torchvision's file: its sha256 starts {h.hexdigest()[: len(want)]}, its name says {want}; "
+            f"delete it, fetch {IMAGENET_RESNET18_URL} again and pass --weights PATH"
+        )
+    return p
+
+
+def imagenet_resnet18_file() -> Path:
+    """Where torch hub keeps torchvision's ImageNet ResNet-18 weights (``$TORCH_HOME/hub/checkpoints``)."""
+    import torch.hub
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_RESNET18_FILE
+
+
+def imagenet_resnet18_state_dict() -> dict[str, Tensor]:
+    """torchvision's ImageNet ResNet-18 weights, from the torch hub cache only (nothing is downloaded).
+
+    The file must hash to the prefix in its name, and is then read with ``weights_only=True``: a file
+    planted in the cache is refused before it is opened, and no pickled code in it can run."""
+    p = imagenet_resnet18_file()
+    if not p.is_file():
+        raise CheckpointError(
+            f"--weights imagenet reads torchvision's ImageNet ResNet-18 from the torch hub cache and {p} is not there "
+            f"(nothing is downloaded); fetch {IMAGENET_RESNET18_URL} and pass --weights PATH"
+        )
+    return read_state_dict(verify_hub_file(p))
 
 
 @dataclass

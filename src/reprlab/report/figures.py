@@ -12,6 +12,43 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
+from ..errors import ConfigError  # noqa: E402
+from ..io import atomic_write_with  # noqa: E402
+
+DEFAULT_FORMAT = "png"
+
+
+def _formats() -> set[str]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    return set(FigureCanvasAgg.get_supported_filetypes())
+
+
+def figure_path(path: str | Path) -> Path:
+    """The file a figure for ``path`` is written to: ``path`` itself, with ``.png`` added when it has no suffix
+    (as matplotlib would). A suffix matplotlib cannot write is a ConfigError, raised before any work."""
+    p = Path(path)
+    if p.is_dir():  # left as it is, for the output check to refuse by its name
+        return p
+    if not p.suffix:
+        return p.with_name(p.name + "." + DEFAULT_FORMAT)
+    fmt = p.suffix[1:].lower()
+    if fmt not in _formats():
+        raise ConfigError(f"cannot write a figure as {p}: give a .png file (or .pdf, .svg, .jpg)")
+    return p
+
+
+def save_figure(fig, path: str | Path, **savefig_kw) -> Path:
+    """Write ``fig`` to ``path`` atomically (temp file, then rename: a reader never sees half a PNG), close it,
+    and return the path written (see :func:`figure_path`)."""
+    p = figure_path(path)
+    fmt = p.suffix[1:].lower()
+    try:
+        atomic_write_with(p, lambda tmp: fig.savefig(tmp, format=fmt, **savefig_kw))
+    finally:
+        plt.close(fig)
+    return p
+
 
 def _to_hwc(img: Tensor) -> np.ndarray:
     img = img.detach().float().clamp(0, 1).cpu()
@@ -33,16 +70,14 @@ def grid_array(images: Tensor, nrow: int | None = None, pad: int = 1) -> np.ndar
 
 
 def image_grid(images: Tensor, path: str | Path, nrow: int | None = None, title: str | None = None) -> Path:
-    path = Path(path)
+    """Tile images (N, C, H, W) in [0, 1] into one figure at ``path``; returns the path written."""
     arr = grid_array(images, nrow)
     fig, ax = plt.subplots(figsize=(max(3, arr.shape[1] / 40), max(3, arr.shape[0] / 40)))
     ax.imshow(arr, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.axis("off")
     if title:
         ax.set_title(title)
-    fig.savefig(path, bbox_inches="tight", dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, bbox_inches="tight", dpi=100)
 
 
 def reconstruction_grid(
@@ -64,7 +99,6 @@ def line_plot(
     logy: bool = False,
 ) -> Path:
     """``series`` maps a label to (means, stds) over ``xs``; stds may be None."""
-    path = Path(path)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for label, (means, stds) in series.items():
         ax.plot(xs, means, marker="o", label=label)
@@ -82,13 +116,10 @@ def line_plot(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def scatter_2d(points: np.ndarray, labels: np.ndarray, path: str | Path, title: str = "", class_names=None) -> Path:
-    path = Path(path)
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     sc = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=3, alpha=0.7)
     if class_names is not None:
@@ -100,6 +131,4 @@ def scatter_2d(points: np.ndarray, labels: np.ndarray, path: str | Path, title: 
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)

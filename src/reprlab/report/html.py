@@ -10,15 +10,67 @@ from typing import Any
 from ..errors import ReprlabError
 
 
+# what the report reads of a results.json (StudyResult.to_json): key -> type, and the keys of list items
+_FIELDS = {
+    "study": str,
+    "title": str,
+    "claim": str,
+    "preset": str,
+    "command": str,
+    "verdict": str,
+    "seconds": (int, float),
+    "findings": list,
+    "tables": list,
+    "figures": list,
+    "notes": list,
+}
+_ITEMS = {
+    "findings": ("claim", "verdict", "evidence"),
+    "tables": ("title", "columns", "rows"),
+    "figures": ("path", "caption"),
+}
+
+
+def check_result(obj: Any, path: Path) -> dict[str, Any]:
+    """``obj`` (a parsed results.json) if it has what the report needs; else one line naming the file."""
+    redo = "re-run that study or remove the file"
+    if not isinstance(obj, dict):
+        raise ReprlabError(f"{path} holds a JSON {type(obj).__name__}, not a study's results; {redo}")
+    for key, tp in _FIELDS.items():
+        if key not in obj:
+            raise ReprlabError(f"{path} is not a study's results: it has no {key!r}; {redo}")
+        if not isinstance(obj[key], tp) or isinstance(obj[key], bool):
+            raise ReprlabError(f"{path} is not a study's results: {key!r} has the wrong type; {redo}")
+    for key, needed in _ITEMS.items():
+        for item in obj[key]:
+            if not isinstance(item, dict) or any(k not in item for k in needed):
+                raise ReprlabError(f"{path} is not a study's results: an entry of {key!r} lacks {needed}; {redo}")
+    for t in obj["tables"]:
+        if not isinstance(t["columns"], list) or not all(isinstance(r, list) for r in t["rows"]):
+            raise ReprlabError(f"{path} is not a study's results: table {t['title']!r} is malformed; {redo}")
+    return obj
+
+
 def collect(folder: Path) -> list[dict[str, Any]]:
-    if not folder.is_dir():
+    """Every study's results under ``folder`` (one ``NAME/results.json`` each), in the studies' order.
+
+    A folder with none, and a results.json that is not a study's results, are refused with one line."""
+    if not folder.exists():
         raise ReprlabError(f"{folder} does not exist; run 'reprlab study all --preset quick --out {folder}' first")
+    if not folder.is_dir():
+        raise ReprlabError(f"{folder} is a file; give the folder the studies wrote (reprlab report --in FOLDER)")
     out = []
     for p in sorted(folder.glob("*/results.json")):
         try:
-            out.append(json.loads(p.read_text()))
-        except json.JSONDecodeError as e:
-            raise ReprlabError(f"{p} is not valid JSON ({e}); re-run that study") from None
+            obj = json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ReprlabError(f"{p} is not valid JSON ({str(e)[:80]}); re-run that study") from None
+        out.append(check_result(obj, p))
+    if not out:
+        raise ReprlabError(
+            f"{folder} holds no study results (no {folder}/NAME/results.json); "
+            f"run 'reprlab study all --preset quick --out {folder}' first"
+        )
     from ..studies.base import study_names
 
     order = {n: i for i, n in enumerate(study_names())}
@@ -54,7 +106,7 @@ def markdown(studies: list[dict[str, Any]]) -> str:
 def build_report(folder: Path) -> tuple[Path, Path]:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    from ..train.checkpoint import atomic_write_text
+    from ..io import atomic_write_text
 
     studies = collect(Path(folder))
     env = Environment(loader=PackageLoader("reprlab", "report/templates"), autoescape=select_autoescape(["html", "j2"]))

@@ -125,6 +125,8 @@ def beats(acc: dict[str, list[float]], method: str) -> bool:
 
 def _tsne_figure(path, panels, n: int, seed: int) -> None:
     import matplotlib.pyplot as plt
+
+    from ..report.figures import save_figure
     from sklearn.manifold import TSNE
 
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2))
@@ -138,12 +140,13 @@ def _tsne_figure(path, panels, n: int, seed: int) -> None:
         ax.set_xticks([]), ax.set_yticks([])
         ax.legend(fontsize=7, markerscale=3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def _boundary_figure(path, models: dict, source, target) -> None:
     import matplotlib.pyplot as plt
+
+    from ..report.figures import save_figure
 
     xs, ys = source.test
     xt, yt = target.test
@@ -162,12 +165,13 @@ def _boundary_figure(path, models: dict, source, target) -> None:
         ax.set_title(f"{name}: target acc {accuracy(m, xt, yt):.2f}", fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def _gap_figure(path, gaps: dict[str, dict[str, list[float]]]) -> None:
     import matplotlib.pyplot as plt
+
+    from ..report.figures import save_figure
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     width = 0.8 / max(len(gaps), 1)
@@ -182,8 +186,7 @@ def _gap_figure(path, gaps: dict[str, dict[str, list[float]]]) -> None:
     ax.set_title("Source-only (0) to train-on-target oracle (1)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 TRAIN_PHOTOS_HELD_OUT = "training photos, held-out images"

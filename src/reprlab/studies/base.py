@@ -149,6 +149,25 @@ def get_study(name: str) -> StudySpec:
     return _STUDIES[name]
 
 
+def check_out_folder(out_root: str | Path, names: list[str] | tuple[str, ...] = ()) -> Path:
+    """``out_root`` if the studies ``names`` can write their folders under it; a path where a file stands in
+    the way is a ConfigError before any study starts (their results.json files are the studies' own, and a
+    re-run replaces them)."""
+    root = Path(out_root)
+    for parent in (root, *root.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"cannot write the studies' results under {root}: {parent} is a file, not a folder")
+            break
+    for n in names:
+        sub = root / n
+        if sub.exists() and not sub.is_dir():
+            raise ConfigError(f"cannot write study {n!r} into {sub}: it is a file, not a folder")
+        if (sub / "results.json").is_dir():
+            raise ConfigError(f"cannot write {sub / 'results.json'}: it is a folder")
+    return root
+
+
 def run_study(
     name: str,
     preset: str,
@@ -157,12 +176,12 @@ def run_study(
     seeds: tuple[int, ...] | None = None,
     progress: bool = True,
 ) -> StudyResult:
-    from ..train.checkpoint import atomic_write_text
+    from ..io import atomic_write_text
 
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     spec = get_study(name)
-    out = Path(out_root) / name
+    out = check_out_folder(out_root, [name]) / name
     out.mkdir(parents=True, exist_ok=True)
     ctx = StudyContext(
         name, preset, out, data_dir, seeds if seeds else ((0,) if preset == "smoke" else (0, 1, 2)), progress

@@ -97,6 +97,8 @@ def _heatmaps(models: dict, words: list[str], path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ..report.figures import save_figure
+
     fig, axes = plt.subplots(len(models), len(words), figsize=(3.2 * len(words), 2.8 * len(models)), squeeze=False)
     for r, (label, m) in enumerate(models.items()):
         for c, w in enumerate(words):
@@ -110,8 +112,7 @@ def _heatmaps(models: dict, words: list[str], path) -> None:
             ax.set_yticks(range(len(pron) + 1), list(pron) + ["</s>"], fontsize=7)
             ax.set_title(f"{label}: {w}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def _bucket(words: list[str], lo: int, hi: int) -> list[int]:
