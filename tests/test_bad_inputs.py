@@ -255,11 +255,6 @@ def snapshot(*roots: Path) -> dict[str, str]:
 # Python hides these by default outside __main__, so they never reach a user's stderr
 QUIET_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
 
-SKIP_RUN_DIR = "run-directory safety (train/checkpoint/engine): left to the engine's owner"
-# commands/train.py's train_model must check the model against the data (registry.build_config_for_data) and
-# build it (registry.build_model) before the Trainer creates the run folder
-SKIP_TRAIN_MODEL = "needs train_model (commands/train.py) to use registry.build_config_for_data and build_model"
-
 
 def case(id_: str, *args: str, expect: str = "", env: dict | None = None, skip: str = ""):
     marks = [pytest.mark.skip(reason=skip)] if skip else []
@@ -340,9 +335,9 @@ CASES = [
     case("hidden-words", *T, "--model.hidden=a,b", expect="model.hidden: expected int"),
     case("loss-unknown", *T, "--model.loss=l1", expect="not valid"),
     case("bce-with-identity", *T, "--model.loss=bce", "--model.output=identity", expect="bce"),
-    case("input-shape-not-the-data", *T, "--model.input_shape=1,4,4", expect="input_shape", skip=SKIP_TRAIN_MODEL),
-    case("num-classes-too-few", "train", "classifier", *D, "--model.num_classes=3", skip=SKIP_TRAIN_MODEL),
-    case("out-of-memory", *T, "--model.code_dim=100000000", expect="not enough memory", skip=SKIP_TRAIN_MODEL),
+    case("input-shape-not-the-data", *T, "--model.input_shape=1,4,4", expect="input_shape"),
+    case("num-classes-too-few", "train", "classifier", *D, "--model.num_classes=3"),
+    case("out-of-memory", *T, "--model.code_dim=100000000", expect="not enough memory"),
     case("vae-latent-zero", "train", "vae_mlp", *D, "--model.latent_dim=0", expect="latent_dim"),
     case("dcgan-odd-shape", "train", "dcgan", *D, "--model.input_shape=1,7,7", expect="divisible by 4"),
     # ---------------------------------------------------------------- train: data
@@ -371,8 +366,8 @@ CASES = [
     # ---------------------------------------------------------------- train: output and resume
     case("out-existing-run", *T, "--out", "{ae}", expect="--overwrite"),
     case("out-in-proc", *T, "--out", "/proc/reprlab-x", expect="/proc/reprlab-x"),
-    case("out-is-file", *T, "--out", "{file}", expect="not a directory"),
-    case("out-user-folder-overwrite", *T, "--out", "{dir}", "--overwrite", skip=SKIP_RUN_DIR),
+    case("out-is-file", *T, "--out", "{file}", expect="not a folder"),
+    case("out-user-folder-overwrite", *T, "--out", "{dir}", "--overwrite"),
     case("resume-missing", "train", "--resume", "{missing}", expect="does not exist"),
     case("resume-file", "train", "--resume", "{file}", expect="not a run directory"),
     case("resume-empty-dir", "train", "--resume", "{empty}", expect="config.json is missing"),
@@ -719,7 +714,7 @@ CASES = [
         "{file}",
         "--out",
         "{file}",
-        expect="is a file",
+        expect="not a folder",
     ),  # fmt: skip
     # ---------------------------------------------------------------- adapt
     case("adapt-method-unknown", "adapt", "--source", "moons", "--method", "magic", expect="magic"),

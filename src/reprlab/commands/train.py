@@ -41,7 +41,7 @@ def train_model(
     The run folder is checked first (before any data is read), and created only once the model is built.
     The caller owns the returned trainer's run folder: ``trainer.close()`` releases it.
     """
-    from ..registry import build_config, get_spec
+    from ..registry import build_config_for_data, build_model, get_spec
     from ..tasks import get_task
     from ..train.callbacks import SampleGrid
     from ..train.engine import Trainer, seed_everything
@@ -52,12 +52,7 @@ def train_model(
     if out is not None and not resume:
         check_new_run(out, overwrite)
     task = get_task(spec.task)(data_cfg, trainer_cfg)
-    model_values = dict(tree["model"])
-    fields = spec.config_cls.__dataclass_fields__
-    for k, v in task.model_defaults.items():
-        if k in fields and k not in model_values:
-            model_values[k] = v
-    model_cfg = build_config(name, model_values)
+    model_cfg = build_config_for_data(name, tree["model"], task.model_defaults, data_cfg.name)
     run_config = {
         "model": name,
         "model_config": to_dict(model_cfg),
@@ -65,7 +60,7 @@ def train_model(
         "data": to_dict(data_cfg),
     }
     seed_everything(trainer_cfg.seed)
-    model = spec.cls(model_cfg)
+    model = build_model(name, model_cfg)  # before the run folder: a model that cannot be built leaves none
     trainer = Trainer(trainer_cfg, out, run_config, resume=resume, overwrite=overwrite, description=name)
     try:
         if not quiet and task.summary:

@@ -162,8 +162,11 @@ def read_run_config(run: str | Path) -> dict[str, Any]:
         cfg = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{p} is not valid JSON ({e}); the run is corrupt") from None
-    if not isinstance(cfg, dict) or "model" not in cfg:
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("model"), str):
         raise CheckpointError(f"{p} does not name a model; the run is corrupt")
+    for key in ("model_config", "trainer", "data"):
+        if cfg.get(key) is not None and not isinstance(cfg[key], dict):
+            raise CheckpointError(f"{p}: {key!r} must be a mapping of settings, got {cfg[key]!r:.40}; the run is corrupt")
     return cfg
 
 
