@@ -383,7 +383,7 @@ def test_models_reject_plain_image_batches():
 
 # ----------------------------------------------------------------------------- CLI
 def one_line(err: str) -> str:
-    lines = [l for l in err.strip().splitlines() if l.strip()]
+    lines = [line for line in err.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
 
