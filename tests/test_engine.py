@@ -189,10 +189,39 @@ def test_models_with_their_own_optimizers(tmp_path):
     assert len(load_state(tmp_path / "r" / "trainer_state.pt")["optimizers"]) == 2
 
 
-def test_bf16_autocast_trains():
+BF16_BYPASSED = (
+    "engine bug: on one device Fabric's _FabricModule.__getattr__ only redirects a mark_forward_method "
+    "method (loss, train_step, eval_step) through forward(), and so through precision.forward_context() "
+    "(torch.autocast), when _forward_module is not _original_module (DDP); the engine calls fmodel.loss(batch) "
+    "outside fabric.autocast(), so precision=bf16 trains in float32"
+)
+
+
+@pytest.mark.parametrize(
+    "precision, activations",
+    [
+        pytest.param("bf16", torch.bfloat16, marks=pytest.mark.xfail(strict=True, reason=BF16_BYPASSED)),
+        ("32", torch.float32),
+    ],
+)
+def test_bf16_autocast_runs_linear_layers_in_bf16(precision, activations):
     m = new_ae()
-    out = Trainer(TrainerConfig(epochs=2, batch_size=32, precision="bf16", **CFG)).fit(m, TensorBatches(data(), 32))
-    assert out["train/loss"] == out["train/loss"]  # finite, trained
+    seen = []
+    linears = [mod for mod in m.modules() if isinstance(mod, nn.Linear)]
+    assert linears
+    hooks = [mod.register_forward_hook(lambda mod, inp, out: seen.append((inp[0].dtype, out.dtype))) for mod in linears]
+    try:
+        out = Trainer(TrainerConfig(epochs=2, batch_size=32, precision=precision, **CFG)).fit(
+            m, TensorBatches(data(), 32)
+        )
+    finally:
+        for h in hooks:
+            h.remove()
+    # 2 epochs x 8 batches, every Linear once per step; autocast gives each Linear's output in bf16
+    assert len(seen) == 2 * 8 * len(linears)
+    assert {o for _, o in seen} == {activations}, set(seen)
+    assert all(p.dtype == torch.float32 for p in m.parameters())  # mixed precision: the weights stay float32
+    assert math.isfinite(out["train/loss"])
 
 
 def test_logs_and_run_dir(tmp_path):

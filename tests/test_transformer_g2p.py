@@ -223,3 +223,35 @@ def test_cli_eval_ensemble_refuses_a_run_that_is_not_g2p(cli, g2p_run, tmp_path)
     for other, msg in [(ae, "needs G2P runs"), (tmp_path / "missing", "missing")]:
         rc, out, err = cli("eval", g2p_run, "--ensemble", other)
         assert rc == 2 and len(err.strip().splitlines()) == 1 and msg in err, err
+
+
+def test_transformer_study_batch_order_follows_the_seed(tmp_path, monkeypatch):
+    from reprlab.studies import transformer
+    from reprlab.studies.base import StudyContext
+
+    class Seen(Exception):
+        pass
+
+    orders = []
+
+    class Untrained:  # what the study reads from a trained model and its batch source
+        tokens, elapsed = 1, 1.0
+
+        def predict(self, words):
+            return [("AH",)] * len(words)
+
+    def record(name, cfg, train, seconds, seed, batch, lr=1e-3):
+        first = next(iter(train.epoch(0)))  # the first batch this model would train on
+        orders.append((seed, name, torch.cat([first[k].flatten() for k in sorted(first)])))
+        if len(orders) == 4:
+            raise Seen  # both seeds seen: stop before the report
+        return Untrained(), Untrained()
+
+    monkeypatch.setitem(transformer.PRESETS, "smoke", {**transformer.PRESETS["smoke"], "seeds": 2})
+    monkeypatch.setattr(transformer, "_train", record)
+    with pytest.raises(Seen):
+        transformer.run(StudyContext("transformer", "smoke", tmp_path, seeds=(0, 1), progress=False))
+    (s0, _, a), (_, _, b), (s1, _, c), (_, _, d) = orders
+    assert (s0, s1) == (0, 1)
+    assert torch.equal(a, b) and torch.equal(c, d)  # both models of one seed see the same batches
+    assert a.shape != c.shape or not torch.equal(a, c)  # and another seed another order

@@ -153,6 +153,7 @@ def _run(ctx: StudyContext) -> StudyResult:
     runs: dict[str, list[dict]] = {k: [] for k in specs}
     last_models = {}
     for seed in seeds:
+        train.seed = seed  # the batch order follows the seed (both models of one seed see the same order)
         for label, (name, cfg, _) in specs.items():
             model, src = _train(name, cfg, train, p["budget"], seed, p["batch"], p["lr"])
             t0 = time.process_time()
