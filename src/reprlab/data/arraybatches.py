@@ -4,13 +4,19 @@
 order of an epoch is the same ``torch.randperm`` of ``(seed, epoch)``, so over the same rows it yields the
 same batches as ``TensorBatches`` over the same values, element for element. Only the rows of one batch are
 read and converted (uint8 -> float32 in [0, 1]), so a memory-mapped array larger than memory streams from
-disk. Pages read through a memory map count as the process's resident memory until it is unmapped, so
-the source re-opens a map after every ``release_bytes`` read through it, which keeps the resident set small.
+disk.
+
+Pages read through a memory map count as the process's resident memory until it is unmapped, and recent
+kernels map whole large folios around each touched row, so a few random batches make most of a file
+resident. A memory-mapped array larger than ``map_limit`` is therefore read with positioned file reads
+(``os.preadv``) of just the batch's rows: the page cache still serves repeated reads, but nothing stays
+resident in the process.
 """
 
 from __future__ import annotations
 
 import mmap
+import os
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
@@ -20,7 +26,7 @@ from torch import Tensor
 
 from .batches import Batch, epoch_generator
 
-RELEASE_BYTES = 256 << 20  # re-map after this much was read through one map
+MAP_LIMIT = 512 << 20  # memory maps larger than this are read row by row with file reads
 
 
 def open_npy_memmap(path: str | Path) -> np.memmap:
@@ -36,10 +42,26 @@ def is_own_map(a: np.ndarray) -> bool:
     return isinstance(a, np.memmap) and isinstance(a.base, mmap.mmap) and a.filename is not None
 
 
-def reopen(a: np.memmap) -> np.memmap:
-    """A fresh map of the same file region; dropping the old one unmaps the pages read through it."""
-    order = "F" if (a.flags.f_contiguous and not a.flags.c_contiguous) else "C"
-    return np.memmap(a.filename, dtype=a.dtype, mode="r", offset=a.offset, shape=a.shape, order=order)
+def _read_rows(a: np.memmap, fd: int, rows: np.ndarray) -> np.ndarray:
+    """``a[rows]`` read from the file with one ``preadv`` per run of consecutive rows (no mapping)."""
+    row_bytes = int(np.prod(a.shape[1:], dtype=np.int64)) * a.dtype.itemsize
+    srt = np.argsort(rows, kind="stable")
+    r = rows[srt]
+    buf = np.empty((len(r), *a.shape[1:]), dtype=a.dtype)
+    view = memoryview(buf.reshape(-1).view(np.uint8))
+    cuts = (np.flatnonzero(np.diff(r) != 1) + 1).tolist()
+    first = r.tolist()
+    base = int(a.offset)
+    for s, e in zip([0, *cuts], [*cuts, len(first)]):
+        lo, hi, pos = s * row_bytes, e * row_bytes, base + first[s] * row_bytes
+        while lo < hi:  # a read may return less than asked
+            got = os.preadv(fd, [view[lo:hi]], pos)
+            if got <= 0:
+                raise OSError(f"{a.filename}: unexpected end of file")
+            lo, pos = lo + got, pos + got
+    out = np.empty_like(buf)
+    out[srt] = buf
+    return out
 
 
 def iter_row_chunks(a: np.ndarray, chunk_bytes: int = 64 << 20) -> Iterator[np.ndarray]:
@@ -80,6 +102,8 @@ class ArrayBatches:
 
     ``indices`` restricts the source to those rows (a split part) without copying anything;
     ``channels_last`` names keys stored as (N, H, W, C) that batches return as (B, C, H, W).
+    Memory maps larger than ``map_limit`` bytes are read with file reads (see the module docstring);
+    ``map_limit=None`` always reads through the map, ``0`` never does.
     """
 
     def __init__(
@@ -91,7 +115,7 @@ class ArrayBatches:
         drop_last: bool = False,
         indices: np.ndarray | Sequence[int] | None = None,
         channels_last: Sequence[str] = (),
-        release_bytes: int | None = RELEASE_BYTES,
+        map_limit: int | None = MAP_LIMIT,
     ):
         lengths = {k: len(v) for k, v in arrays.items()}
         if not lengths or len(set(lengths.values())) != 1:
@@ -107,8 +131,23 @@ class ArrayBatches:
         self.seed = seed
         self.drop_last = drop_last
         self.channels_last = tuple(channels_last)
-        self.release_bytes = release_bytes
-        self._read = {k: 0 for k in self.arrays}
+        self.map_limit = map_limit
+        self._fds: dict[str, int] = {}
+        for k, a in self.arrays.items():
+            if map_limit is not None and a.nbytes > map_limit and is_own_map(a) and a.flags.c_contiguous:
+                self._fds[k] = os.open(a.filename, os.O_RDONLY)
+
+    def __del__(self) -> None:
+        for fd in getattr(self, "_fds", {}).values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds = {}
+
+    def streams(self, key: str = "x") -> bool:
+        """True when ``key`` is read with file reads rather than through its memory map."""
+        return key in self._fds
 
     def __len__(self) -> int:
         return self.n
@@ -122,19 +161,15 @@ class ArrayBatches:
 
     def _take(self, key: str, rows: np.ndarray) -> np.ndarray:
         a = self.arrays[key]
-        if not isinstance(a, np.memmap):
-            return a[rows]
-        # read in file order (fewer seeks, whole pages), then put the rows back in batch order
-        srt = np.argsort(rows, kind="stable")
-        got = a[rows[srt]]
-        out = np.empty_like(got)
-        out[srt] = got
-        if self.release_bytes is not None and is_own_map(a):
-            self._read[key] += got.nbytes
-            if self._read[key] >= self.release_bytes:
-                self.arrays[key] = reopen(a)
-                self._read[key] = 0
-        return out
+        if key in self._fds:
+            return _read_rows(a, self._fds[key], rows)
+        if isinstance(a, np.memmap):
+            # read in file order (fewer seeks, whole pages), then put the rows back in batch order
+            srt = np.argsort(rows, kind="stable")
+            out = np.empty((len(rows), *a.shape[1:]), dtype=a.dtype)
+            out[srt] = a[rows[srt]]
+            return out
+        return a[rows]
 
     def rows(self, rows: np.ndarray | Sequence[int]) -> Batch:
         """The batch of the given row numbers (positions in the data, not in ``indices``)."""
@@ -152,4 +187,4 @@ class ArrayBatches:
             yield self.rows(self.indices[order[b * self.batch_size : (b + 1) * self.batch_size]])
 
 
-__all__ = ["ArrayBatches", "open_npy_memmap", "iter_row_chunks", "to_tensor", "RELEASE_BYTES"]
+__all__ = ["ArrayBatches", "open_npy_memmap", "iter_row_chunks", "to_tensor", "MAP_LIMIT"]

@@ -156,7 +156,7 @@ def _load_npy(path: Path) -> np.ndarray:
     except (OSError, ValueError) as e:
         raise DataError(f"{path}: cannot read the .npy file ({e}); save it with np.save") from None
     if x.ndim == 3 and is_own_map(x):
-        # (N, H, W) -> (N, 1, H, W) as a map of its own (not a view), so batches can release its pages
+        # (N, H, W) -> (N, 1, H, W) as a map of its own (not a view), so batches can read its rows from the file
         x = np.memmap(x.filename, dtype=x.dtype, mode="r", offset=x.offset, shape=(x.shape[0], 1, *x.shape[1:]))
     elif x.ndim == 3:
         x = x[:, None]

@@ -225,9 +225,9 @@ def _center_square(img, size: int):
     s = min(w, h)
     left, top = (w - s) // 2, (h - s) // 2
     box = (left, top, left + s, top + s)
-    if s == size:
-        return img.crop(box)
-    return img.resize((size, size), Image.Resampling.BILINEAR, box=box)
+    img = img.crop(box) if s != w or s != h else img
+    # crop first: resize(box=...) would blend in pixels from outside the square at its edges
+    return img if s == size else img.resize((size, size), Image.Resampling.BILINEAR)
 
 
 def _decode(path: str | Path, size: int | None, channels: int | None) -> tuple[np.ndarray, int]:
