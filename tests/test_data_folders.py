@@ -375,3 +375,18 @@ def test_data_larger_than_a_memory_cap_streams(tmp_path):
     data_mb = n * 4096 >> 20
     assert grew < 0.4 * data_mb, f"streaming {data_mb} MB grew the resident set by {grew} MB"
     assert grew_map > 0.6 * data_mb, f"the control read through the map grew by only {grew_map} MB"
+
+
+def test_a_pickled_batch_source_sends_where_the_map_lives_not_its_bytes(tmp_path):
+    import pickle
+
+    x = np.random.default_rng(0).integers(0, 256, (2000, 1, 32, 32), dtype=np.uint8)  # 2 MB
+    np.save(tmp_path / "x.npy", x)
+    for limit in (None, 0):
+        src = ArrayBatches({"x": open_npy_memmap(tmp_path / "x.npy")}, 100, seed=1, map_limit=limit)
+        blob = pickle.dumps(src)
+        assert len(blob) < 100_000
+        back = pickle.loads(blob)
+        assert isinstance(back.arrays["x"], np.memmap) and back.streams() == src.streams()
+        for a, b in zip(src.epoch(3), back.epoch(3), strict=True):
+            assert torch.equal(a["x"], b["x"])

@@ -145,6 +145,26 @@ class ArrayBatches:
                 pass
         self._fds = {}
 
+    def __getstate__(self) -> dict:
+        # a memory map pickles as its whole content: send where it lives instead, and no file descriptors
+        state = dict(self.__dict__)
+        state["_fds"] = {}
+        state["arrays"] = {
+            k: ("memmap", str(a.filename), a.dtype.str, int(a.offset), a.shape) if is_own_map(a) else a
+            for k, a in self.arrays.items()
+        }
+        state["_streamed"] = sorted(self._fds)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        streamed = state.pop("_streamed", [])
+        self.__dict__.update(state)
+        for k, a in list(self.arrays.items()):
+            if isinstance(a, tuple) and a and a[0] == "memmap":
+                _, filename, dtype, offset, shape = a
+                self.arrays[k] = np.memmap(filename, dtype=np.dtype(dtype), mode="r", offset=offset, shape=shape)
+        self._fds = {k: os.open(self.arrays[k].filename, os.O_RDONLY) for k in streamed}
+
     def streams(self, key: str = "x") -> bool:
         """True when ``key`` is read with file reads rather than through its memory map."""
         return key in self._fds

@@ -127,7 +127,7 @@ def _scan(x: np.ndarray, where: str) -> str:
             bad = ~np.isfinite(chunk.reshape(len(chunk), -1)).all(axis=1)
             if bad.any():
                 raise DataError(f"{where}: x row {row + int(np.argmax(bad))} holds NaN or an infinite value")
-        h.update(np.ascontiguousarray(chunk).tobytes())
+        h.update(memoryview(np.ascontiguousarray(chunk).reshape(-1)))
         row += len(chunk)
     return h.hexdigest()[:16]
 

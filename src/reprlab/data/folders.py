@@ -46,6 +46,7 @@ from .splits import Split, make_split
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 CACHE_VERSION = 1
 SPLIT_FOLDERS = ("train", "val", "test")
+JOB_BYTES = 8 << 20  # decoded bytes one decode job holds before writing them
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N"}
 
 # --------------------------------------------------------------------------------------------- listing
@@ -287,7 +288,10 @@ def _decode_job(job: _Job) -> int:
         buf[i] = a
     fd = os.open(job.out, os.O_WRONLY)
     try:
-        os.pwrite(fd, buf.tobytes(), job.offset + job.start * item)
+        data, pos = memoryview(buf.reshape(-1)), job.offset + job.start * item
+        while len(data):  # a write may take less than asked
+            done = os.pwrite(fd, data, pos)
+            data, pos = data[done:], pos + done
     finally:
         os.close(fd)
     return len(job.files)
@@ -310,8 +314,8 @@ def cache_key(listing: FolderListing, size: int | None, channels: int | None) ->
 def _content_digest(x_path: Path, header: dict, labels: np.ndarray | None, classes, given: dict) -> str:
     h = hashlib.sha256()
     h.update(json.dumps({"shape": header["shape"], "classes": list(classes)}).encode())
-    for chunk in iter_row_chunks(open_npy_memmap(x_path)):
-        h.update(chunk.tobytes())
+    for chunk in iter_row_chunks(open_npy_memmap(x_path), 16 << 20):
+        h.update(memoryview(chunk.reshape(-1)))
     if labels is not None:
         h.update(labels.astype("<i8").tobytes())
     for k in sorted(given):
@@ -391,7 +395,8 @@ def _progress_bar(what: str):
 def _default_workers(n: int) -> int:
     if n < 2048:
         return 1
-    return max(1, min(4, os.cpu_count() or 1))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, cores))
 
 
 def _build(
@@ -415,7 +420,7 @@ def _build(
         np.lib.format.write_array_header_1_0(f, header)
         offset = f.tell()
         f.truncate(offset + n * int(np.prod(shape)))
-    chunk = 256
+    chunk = max(1, min(256, JOB_BYTES // int(np.prod(shape))))  # bounded memory per job, whatever the size
     jobs = [
         _Job(str(listing.root), listing.files[s : s + chunk], s, str(x_path), offset, shape, size, ch, refuse_colour)
         for s in range(0, n, chunk)
