@@ -1,29 +1,22 @@
 """Export the parts of a trained model that a run is used for, to ONNX or to a ``torch.export`` program (.pt2).
 
 A *part* is one function of the model, wrapped in a small ``nn.Module`` whose ``forward`` takes and returns
-tensors only (what both exporters need). Which parts a model has follows from its family; the first is the
-default:
+tensors only, as both exporters need. A model's family says which parts it has; the first is the default.
 
-==========================================  ==========================================================
-family                                      parts (inputs -> outputs)
-==========================================  ==========================================================
-autoencoders, VAEs, AE layers, RBM          ``encoder``: x (B, C, H, W) -> code (B, K), a VAE's posterior mean;
-                                            ``decoder``: code (B, K) -> x_hat (B, C, H, W), the decoder's mean
-classifiers, domain adaptation              ``model``: x (B, C, H, W) -> logits (B, classes)
-DCGAN                                       ``generator`` (alias ``decoder``): z (B, latent) -> images in [0, 1],
-                                            by the EMA generator when the run kept one
-G2P (Transformer, LSTM)                     ``encoder``: src (B, S) letter ids -> memory (B, S, D) (LSTM: and the
-                                            decoder's first state h, c (layers, B, H));
-                                            ``decoder``: one step, memory, src, prefix (B, T) phoneme ids
-                                            (LSTM: and h, c) -> logits (B, V) of the next phoneme (LSTM: and
-                                            the next h, c). The Transformer re-reads the whole prefix; the
-                                            LSTM reads only its last id and carries its state.
-==========================================  ==========================================================
+* autoencoders, VAEs, AE layers, RBMs: ``encoder``, x (B, C, H, W) -> code (B, K) (a VAE's posterior mean),
+  and ``decoder``, code (B, K) -> x_hat (B, C, H, W) (the decoder's mean);
+* classifiers and domain adaptation models: ``model``, x (B, C, H, W) -> logits (B, classes);
+* DCGAN: ``generator`` (alias ``decoder``), z (B, latent) -> images (B, C, H, W) in [0, 1], by the EMA
+  generator when the run kept one;
+* G2P: ``encoder``, src (B, S) letter ids -> memory (B, S, D), for the LSTM also the decoder's first state
+  h, c (layers, B, H); and ``decoder``, one decoding step: memory, src, prefix (B, T) phoneme ids starting with
+  BOS (LSTM: and h, c) -> logits (B, V) of the next phoneme (LSTM: and the next h, c). The Transformer re-reads
+  the whole prefix; the LSTM reads only the prefix's last id and carries its state.
 
 The batch axis is dynamic everywhere, and so are the letter and phoneme lengths of G2P (up to the model's
-``max_len``). ONNX files come from the ``torch.export``-based exporter (``dynamo=True``); the one part it
-cannot trace, the LSTM encoder (it packs variable-length sequences), goes through the TorchScript-based
-exporter, and has no .pt2 form.
+``max_len``). ONNX files come from the ``torch.export``-based exporter (``dynamo=True``). The one part that
+``torch.export`` cannot trace, the LSTM encoder (it packs variable-length sequences), goes through the
+TorchScript-based exporter instead, and has no .pt2 form.
 """
 
 from __future__ import annotations
@@ -33,6 +26,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +40,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .data.g2p import BOS, PAD, TGT_VOCAB, random_batch
 from .errors import CheckpointError, ConfigError, ReprlabError
-from .io import atomic_write_with
+from .io import atomic_write_with, describe_os_error
 from .models.adaptation import DomainAdaptationModel
 from .models.classifier import Classifier
 from .models.g2p_base import G2PModel
@@ -60,6 +54,7 @@ FORMATS = ("onnx", "pt2")
 FINAL = "final_metrics.json"  # written by every training command once the run is complete
 LAYER_DONE = "done.json"  # written by greedy pre-training once a layer run is complete
 EXAMPLE_BATCH = 2  # the batch the graph is traced with; 0 and 1 would be taken for constants
+BATCH = Dim("batch")  # the dynamic batch axis of every input
 
 
 class ExportError(ReprlabError):
@@ -67,23 +62,23 @@ class ExportError(ReprlabError):
 
 
 # ---------------------------------------------------------------- the parts, as modules of tensors
-class Encoder(nn.Module):
-    """x (B, C, H, W) -> code (B, K): ``model.encode`` (a VAE's posterior mean, an RBM's p(h|v))."""
+class _Wrapper(nn.Module):
+    """A part of ``model``; holding the model as a submodule lets the exporters find its weights."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
+
+
+class Encoder(_Wrapper):
+    """x (B, C, H, W) -> code (B, K): ``model.encode`` (a VAE's posterior mean, an RBM's p(h|v))."""
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model.encode(x)
 
 
-class Decoder(nn.Module):
+class Decoder(_Wrapper):
     """code (B, K) -> x_hat (B, C, H, W): the decoder's mean (a GAN's images in [0, 1])."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
 
     def forward(self, z: Tensor) -> Tensor:
         m = self.model
@@ -95,49 +90,33 @@ class Decoder(nn.Module):
         return m.decode(z)
 
 
-class Logits(nn.Module):
+class Logits(_Wrapper):
     """x (B, C, H, W) -> logits (B, classes): the classifier's forward."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
 
-class TransformerEncoder(nn.Module):
+class TransformerEncoder(_Wrapper):
     """src (B, S) -> memory (B, S, D); the decoder finds the padding again in src."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
 
     def forward(self, src: Tensor) -> Tensor:
         return self.model.encode(src)[0]
 
 
-class TransformerStep(nn.Module):
+class TransformerStep(_Wrapper):
     """memory (B, S, D), src (B, S), prefix (B, T) -> logits (B, V) of the phoneme after the prefix."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
 
     def forward(self, memory: Tensor, src: Tensor, prefix: Tensor) -> Tensor:
         return self.model.decode_logits((memory, src == PAD), src, prefix)[:, -1]
 
 
-class LSTMEncoder(nn.Module):
+class LSTMEncoder(_Wrapper):
     """src (B, S) -> memory (B, S, H) and the decoder's first state h, c (layers, B, H).
 
     ``LSTMG2P.encode`` written out again: it reshapes the final states with ``len(src)``, which the
     TorchScript tracer would freeze to the example's batch size. Dropout is left out (eval mode).
     """
-
-    def __init__(self, model: LSTMG2P):
-        super().__init__()
-        self.model = model
 
     def forward(self, src: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         m = self.model
@@ -151,14 +130,10 @@ class LSTMEncoder(nn.Module):
         return out, torch.tanh(m.bridge_h(h)), m.bridge_c(c)
 
 
-class LSTMStep(nn.Module):
+class LSTMStep(_Wrapper):
     """memory (B, S, H), src (B, S), prefix (B, T), h and c (layers, B, H) -> logits (B, V), next h, next c.
 
     Only the prefix's last id is read; start with the encoder's h and c and feed back the returned ones."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
 
     def forward(self, memory: Tensor, src: Tensor, prefix: Tensor, h: Tensor, c: Tensor):
         logits, (h, c) = self.model.decode_step((memory, src == PAD, h, c), src, prefix, (h, c))
@@ -178,20 +153,18 @@ class Part:
 
 
 # ---------------------------------------------------------------- what each family exports
-def parts(model: nn.Module) -> dict[str, Callable[[], Part]]:
+def parts(model: nn.Module) -> dict[str, Part]:
     """The parts of ``model`` that can be exported, by name; the first is the default. Empty: none."""
     if isinstance(model, G2PModel):
         return _g2p_parts(model)
     if isinstance(model, DCGAN):
-        return {"generator": lambda: _generator(model), "decoder": lambda: _generator(model)}
+        generator = _generator(model)
+        return {"generator": generator, "decoder": generator}
     if isinstance(model, (Classifier, StackedClassifier, DomainAdaptationModel)):
-        return {"model": lambda: _image_part(model, Logits(model), "logits")}
+        return {"model": _image_part(model, Logits(model), "logits")}
     if hasattr(model, "encode") and (hasattr(model, "decode") or isinstance(model, (RBM, AELayer))):
-        return {"encoder": lambda: _image_part(model, Encoder(model), "code"), "decoder": lambda: _decoder(model)}
+        return {"encoder": _image_part(model, Encoder(model), "code"), "decoder": _decoder(model)}
     return {}
-
-
-BATCH = Dim("batch")
 
 
 def _images(model: nn.Module) -> Callable[[int, torch.Generator], tuple[Tensor]]:
@@ -218,7 +191,7 @@ def _generator(model: DCGAN) -> Part:
     return Part(Decoder(model), lambda n, g: (torch.randn(n, k, generator=g),), ("z",), ("images",), ({0: BATCH},))
 
 
-def _g2p_parts(model: G2PModel) -> dict[str, Callable[[], Part]]:
+def _g2p_parts(model: G2PModel) -> dict[str, Part]:
     src_len = Dim("src_len", max=model.config.max_len)
     tgt_len = Dim("tgt_len", max=model.config.max_len)
     lstm = isinstance(model, LSTMG2P)
@@ -237,7 +210,9 @@ def _g2p_parts(model: G2PModel) -> dict[str, Callable[[], Part]]:
     step_names = ("memory", "src", "prefix")
     step_dynamic = ({0: BATCH, 1: src_len}, {0: BATCH, 1: src_len}, {0: BATCH, 1: tgt_len})
     if lstm:
-        encoder = Part(LSTMEncoder(model), src, ("src",), ("memory", "h", "c"), ({0: BATCH, 1: src_len},), False)
+        encoder = Part(
+            LSTMEncoder(model), src, ("src",), ("memory", "h", "c"), ({0: BATCH, 1: src_len},), traceable=False
+        )
         decoder = Part(
             LSTMStep(model),
             step_inputs,
@@ -248,7 +223,7 @@ def _g2p_parts(model: G2PModel) -> dict[str, Callable[[], Part]]:
     else:
         encoder = Part(TransformerEncoder(model), src, ("src",), ("memory",), ({0: BATCH, 1: src_len},))
         decoder = Part(TransformerStep(model), step_inputs, step_names, ("logits",), step_dynamic)
-    return {"encoder": lambda: encoder, "decoder": lambda: decoder}
+    return {"encoder": encoder, "decoder": decoder}
 
 
 def get_part(model: nn.Module, part: str | None) -> tuple[str, Part]:
@@ -262,15 +237,17 @@ def get_part(model: nn.Module, part: str | None) -> tuple[str, Part]:
     part = part or next(iter(found))
     if part not in found:
         raise ConfigError(f"model {name!r} has no part {part!r}; choose one of: {', '.join(found)}")
-    made = found[part]()
-    made.module.eval()
-    return part, made
+    found[part].module.eval()
+    return part, found[part]
 
 
 # ---------------------------------------------------------------- the two formats
-def _first_line(e: Exception) -> str:
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return f"{type(e).__name__}: {lines[0] if lines else ''}"
+def _first_line(e: BaseException) -> str:
+    """The first line of the error at the root of ``e`` (the exporters wrap it in pages of advice)."""
+    while e.__cause__ is not None:
+        e = e.__cause__
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(e).splitlines()]
+    return f"{type(e).__name__}: {next((line for line in lines if line), '')}"
 
 
 @contextlib.contextmanager
@@ -325,6 +302,8 @@ def export_model(model: nn.Module, fmt: str, path: str | Path, part: str | None 
     writer = write_onnx if fmt == "onnx" else write_pt2
     try:
         atomic_write_with(path, lambda tmp: writer(made, tmp))
+    except OSError as e:
+        raise ReprlabError(describe_os_error(e)) from None
     except ReprlabError as e:
         raise ExportError(f"the {part} of {name!r} cannot be exported to {fmt}: {e}") from None
     except Exception as e:  # an exporter's failure: one line, not its pages of trace
