@@ -189,18 +189,10 @@ def test_models_with_their_own_optimizers(tmp_path):
     assert len(load_state(tmp_path / "r" / "trainer_state.pt")["optimizers"]) == 2
 
 
-BF16_BYPASSED = (
-    "engine bug: on one device Fabric's _FabricModule.__getattr__ only redirects a mark_forward_method "
-    "method (loss, train_step, eval_step) through forward(), and so through precision.forward_context() "
-    "(torch.autocast), when _forward_module is not _original_module (DDP); the engine calls fmodel.loss(batch) "
-    "outside fabric.autocast(), so precision=bf16 trains in float32"
-)
-
-
 @pytest.mark.parametrize(
     "precision, activations",
     [
-        pytest.param("bf16", torch.bfloat16, marks=pytest.mark.xfail(strict=True, reason=BF16_BYPASSED)),
+        ("bf16", torch.bfloat16),
         ("32", torch.float32),
     ],
 )

@@ -295,9 +295,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         **values,
     )
     print(loaded)
-    print(
-        f"target: {d.name}, {len(x_tr)} labelled training images, {len(x_te)} test images, {d.num_classes} classes"
-    )
+    print(f"target: {d.name}, {len(x_tr)} labelled training images, {len(x_te)} test images, {d.num_classes} classes")
     t0 = time.perf_counter()
     if args.head != "linear":
         f_tr, f_te = model.features(x_tr, kind=args.features).numpy(), model.features(x_te, kind=args.features).numpy()

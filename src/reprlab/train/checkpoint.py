@@ -166,7 +166,9 @@ def read_run_config(run: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{p} does not name a model; the run is corrupt")
     for key in ("model_config", "trainer", "data"):
         if cfg.get(key) is not None and not isinstance(cfg[key], dict):
-            raise CheckpointError(f"{p}: {key!r} must be a mapping of settings, got {cfg[key]!r:.40}; the run is corrupt")
+            raise CheckpointError(
+                f"{p}: {key!r} must be a mapping of settings, got {cfg[key]!r:.40}; the run is corrupt"
+            )
     return cfg
 
 

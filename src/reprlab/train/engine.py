@@ -425,7 +425,7 @@ class Trainer:
         """One optimizer step on ``group``: one batch, or ``accumulate`` batches whose gradients add up."""
         if hasattr(raw, "train_step"):
             ctx = self.fabric.no_backward_sync(fmodel, enabled=True) if self.world > 1 else _null()
-            with ctx:
+            with ctx, self.fabric.autocast():
                 return fmodel.train_step(group[0], [OptimizerStep(self, o) for o in optimizers])
         (opt,) = optimizers
         opt.zero_grad(set_to_none=True)
@@ -435,7 +435,8 @@ class Trainer:
             last = i == len(group) - 1
             ctx = self.fabric.no_backward_sync(fmodel, enabled=True) if self.world > 1 and not last else _null()
             with ctx:
-                out = fmodel.loss(batch)
+                with self.fabric.autocast():  # bf16: Fabric autocasts forward(), not the loss method we call
+                    out = fmodel.loss(batch)
                 w = batch_size_of(batch) / n_total  # a size-weighted mean over the group: one big batch's loss
                 self._backward(out["loss"] * w if len(group) > 1 else out["loss"])
             for k, v in out.items():
@@ -566,8 +567,8 @@ class Trainer:
                         b = group[-1][0]
                         group = [{k: fabric.to_device(v) for k, v in batch.items()} for _, batch in group]
                         lr = self._set_lr(optimizers, horizon)
-                        if hasattr(raw, "on_train_step_start"):
-                            raw.on_train_step_start(self.step, total)
+                        if hasattr(raw, "on_train_step_start"):  # the model's own schedules span all epochs
+                            raw.on_train_step_start(self.step, horizon)
                         out = self._train_step(fmodel, raw, optimizers, group)
                         self.step += 1
                         n = sum(batch_size_of(x) for x in group)
@@ -663,7 +664,10 @@ class Trainer:
         raw = self._raw(model)
         step_fn = model.eval_step if hasattr(raw, "eval_step") else model.loss
         batches = ({k: self.fabric.to_device(v) for k, v in b.items()} for b in data.epoch(0, self.rank, self.world))
-        return self._reduce(*_weighted_sums(model, step_fn, batches))
+        # evaluation draws from the global RNG (VAE codes, GAN noise) on its own fork: training's stream, and so
+        # a resumed run, does not depend on when evaluations happened
+        with _rng_fork(), self.fabric.autocast():
+            return self._reduce(*_weighted_sums(model, step_fn, batches))
 
     def _reduce(self, sums: dict[str, float], count: int) -> dict[str, float]:
         if self.world > 1:
@@ -734,6 +738,12 @@ def _groups(batches, n: int):
 def _history_of(state: dict[str, Any]) -> list[dict[str, Any]]:
     h = state.get("history")
     return json.loads(h) if isinstance(h, str) else []
+
+
+def _rng_fork():
+    """torch's global RNG (CPU, and the current GPU) forked for the duration of a block."""
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    return torch.random.fork_rng(devices=devices)
 
 
 class _null:
