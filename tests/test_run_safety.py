@@ -343,3 +343,13 @@ def test_open_run_refuses_a_folder_filled_while_it_waited(tmp_path):
     (tmp_path / "r" / "config.json").write_text('{"model": "ae_mlp"}')
     with pytest.raises(RunExistsError, match="already holds a run"):
         OpenRun(tmp_path / "r")
+
+
+def test_an_error_under_ddp_is_one_line(tmp_path):
+    """Both processes fail alike; only rank 0 speaks, and Fabric's start-up banner is not printed."""
+    res = run_subprocess(
+        "train", "ae_mlp", *FAST, "--epochs", "2", "--devices", "2", "--trainer.early_stop=val/acc:2",
+        "--out", tmp_path / "ddp", timeout=240,
+    )  # fmt: skip
+    assert res.returncode == 2 and "val/acc" in one_line(res.stderr)
+    assert res.stdout.count("data: ") == 1

@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(line: str) -> None:
+    """Print one error line, once: under DDP every process fails alike, and only global rank 0 speaks."""
+    if os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) == "0":
+        sys.stderr.write(f"reprlab: error: {line}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -50,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rc = args.func(args, extra) if getattr(args, "accepts_overrides", False) else args.func(args)
     except ReprlabError as e:
-        sys.stderr.write(f"reprlab: error: {e}\n")
+        _error(str(e))
         return e.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("reprlab: interrupted; the last checkpoint is kept (continue with --resume)\n")
@@ -61,12 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         if not is_user_os_error(e):
             raise  # an OSError without an errno we know may be a bug: let it show
-        sys.stderr.write(f"reprlab: error: {describe_os_error(e)}\n")
+        _error(describe_os_error(e))
         return 2
     except (MemoryError, RuntimeError) as e:  # torch's OutOfMemoryError is a RuntimeError
         if not is_out_of_memory(e):
             raise
-        sys.stderr.write(f"reprlab: error: {_memory_message(e)}\n")
+        _error(_memory_message(e))
         return 2
     return int(rc or 0)
 

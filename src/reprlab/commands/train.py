@@ -44,7 +44,7 @@ def train_model(
     from ..registry import build_config_for_data, build_model, get_spec
     from ..tasks import get_task
     from ..train.callbacks import SampleGrid
-    from ..train.engine import Trainer, seed_everything
+    from ..train.engine import Trainer, launch_rank_zero, seed_everything
     from ..train.rundir import check_new_run
 
     spec = get_spec(name)
@@ -63,7 +63,7 @@ def train_model(
     model = build_model(name, model_cfg)  # before the run folder: a model that cannot be built leaves none
     trainer = Trainer(trainer_cfg, out, run_config, resume=resume, overwrite=overwrite, description=name)
     try:
-        if not quiet and task.summary:
+        if not quiet and task.summary and launch_rank_zero():
             print(f"data: {task.summary}")  # stdout: stderr keeps progress bars and one-line errors
         callbacks = [SampleGrid()] if hasattr(model, "fixed_grid") else []
         metrics = trainer.fit(model, task.train, task.val, callbacks=callbacks)

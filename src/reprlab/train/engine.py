@@ -113,7 +113,7 @@ def optimizer_groups(model: torch.nn.Module) -> list[list]:
     return fn() if fn is not None else [[{"params": list(model.parameters())}]]
 
 
-def _launch_rank_zero() -> bool:
+def launch_rank_zero() -> bool:
     """True in the process that acts for the whole run before Fabric starts: the process the user started
     (it becomes rank 0 under ``--devices N``), or global rank 0 under torchrun / ``fabric run``."""
     for var in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK"):
@@ -237,7 +237,7 @@ class Trainer:
         self.already_finished = False
         self._run: OpenRun | None = None
         self._saved: dict[str, Any] | None = None
-        if self.run_dir is not None and _launch_rank_zero():
+        if self.run_dir is not None and launch_rank_zero():
             if resume:
                 self._run = OpenRun(self.run_dir, resume=True)
                 self._saved = ck.load_state(self.run_dir / ck.STATE)
@@ -265,7 +265,10 @@ class Trainer:
         from lightning.fabric import Fabric
 
         # Fabric announces each DDP process; the CLI keeps stderr for progress and one-line errors
-        logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
+        import lightning_utilities.core.rank_zero as rank_zero
+
+        for log in (logging.getLogger("lightning.fabric"), logging.getLogger("lightning.pytorch"), rank_zero.log):
+            log.setLevel(logging.WARNING)
         loggers = []
         if self.run_dir is not None:
             from lightning.fabric.loggers import CSVLogger, TensorBoardLogger
