@@ -157,7 +157,7 @@ def test_a_second_writer_is_refused_while_the_first_runs(tmp_path):
     res = run_subprocess("train", "--resume", run, f"--trainer.max_steps={step + 5}", "--no-progress")
     assert res.returncode == 0, res.stderr
     assert ck.load_state(run / ck.STATE)["step"] == step + 5
-    assert "taking over the lock" in res.stderr  # the killed writer's lock file, taken over with a notice
+    assert "taking over the lock" in res.stdout  # the killed writer's lock file, taken over with a notice
 
 
 def test_a_lock_is_exclusive_and_released(tmp_path):
@@ -196,9 +196,9 @@ def test_resume_takes_a_new_lr_and_records_new_settings(cli, tmp_path):
     run = tmp_path / "N"
     rc, _, err = cli("train", "ae_mlp", *BASIC, "--epochs", "6", "--lr", "1e6", "--out", run)
     assert rc == 2 and "diverged" in one_line(err)
-    rc, _, err = cli("train", "--resume", run, "--lr", "1e-3", "--no-progress")
+    rc, out, err = cli("train", "--resume", run, "--lr", "1e-3", "--no-progress")
     assert rc == 0, err
-    assert "trainer.lr=0.001 (was 1000000.0)" in err
+    assert "trainer.lr=0.001 (was 1000000.0)" in out
     cfg = json.loads((run / ck.CONFIG).read_text())
     assert cfg["trainer"]["lr"] == 1e-3
     final = json.loads((run / "final_metrics.json").read_text())
@@ -353,3 +353,27 @@ def test_an_error_under_ddp_is_one_line(tmp_path):
     )  # fmt: skip
     assert res.returncode == 2 and "val/acc" in one_line(res.stderr)
     assert res.stdout.count("data: ") == 1
+
+
+@pytest.mark.parametrize("code, says", [(28, "disk is full"), (30, "read-only")])  # ENOSPC, EROFS
+def test_a_failing_disk_is_one_line_and_keeps_the_last_checkpoint(cli, finished_run, monkeypatch, code, says):
+    import errno
+
+    assert code in (errno.ENOSPC, errno.EROFS)
+    import reprlab.io as rio
+
+    before = tree_hash(finished_run)
+
+    def failing(path):
+        raise OSError(code, os.strerror(code), str(path))
+
+    monkeypatch.setattr(ck, "atomic_write_bytes", lambda path, data: rio.atomic_write_with(path, failing))
+    rc, _, err = cli("train", "--resume", finished_run, "--epochs", "3", "--no-progress")
+    monkeypatch.undo()
+    assert rc == 2 and says in one_line(err)
+    assert not list(finished_run.glob(".*.tmp-*"))  # the failed write left no temp file
+    after = tree_hash(finished_run)
+    for name in (ck.STATE, ck.WEIGHTS, ck.METRICS):  # the last good checkpoint is as it was
+        assert after[name] == before[name]
+    rc, _, err = cli("train", "--resume", finished_run, "--epochs", "3", "--no-progress")
+    assert rc == 0, err  # and it resumes once the disk is back

@@ -34,6 +34,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename and TMP_MARK in str(e.filename):
+            e.filename = str(path)  # the user asked for path; the temp name would only confuse
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import random
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -314,7 +313,7 @@ class Trainer:
         changed = [f"trainer.{k}={new[k]!r} (was {old[k]!r})" for k in sorted(new) if k in old and old[k] != new[k]]
         changed = [c for c in changed if not c.startswith(("trainer.progress", "trainer.threads"))]
         if changed:
-            print(f"reprlab: note: resuming with {', '.join(changed)}", file=sys.stderr)
+            print(f"note: resuming with {', '.join(changed)}")  # stdout: stderr is for errors and progress
 
     # ----------------------------------------------------------------- state
     def _rng_state(self) -> dict[str, Any]:

@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import socket
-import sys
 from pathlib import Path
 
 from ..errors import RunExistsError
@@ -169,7 +168,7 @@ class RunLock:
             os.close(fd)
         old = _read_holder(fd, default="")
         if old and not old.startswith(f"pid {os.getpid()} "):
-            print(f"reprlab: note: {path}: taking over the lock left by {old} (that process is gone)", file=sys.stderr)
+            print(f"note: {path}: taking over the lock left by {old} (that process is gone)")
         os.ftruncate(fd, 0)
         os.pwrite(fd, (me + "\n").encode(), 0)
         self.fd: int | None = fd
