@@ -48,8 +48,33 @@ def _error(line: str) -> None:
         sys.stderr.write(f"reprlab: error: {line}\n")
 
 
+def _list_settings(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """For ``reprlab train [NAME] --help``: list every ``--trainer.KEY`` (and NAME's ``--model.KEY``) setting.
+
+    They are added only to the help: the settings themselves are parsed as dotted overrides."""
+    if not argv or argv[0] != "train" or not ({"-h", "--help"} & set(argv)):
+        return
+    from .config import TrainerConfig, describe_fields
+    from .registry import get_spec, list_models
+
+    train = parser._subparsers._group_actions[0].choices["train"]  # type: ignore[union-attr]
+    sections = [("trainer settings (--trainer.KEY=VALUE)", TrainerConfig, "--trainer.")]
+    if len(argv) > 1 and argv[1] in list_models():
+        sections.insert(
+            0, (f"model settings of {argv[1]} (--model.KEY=VALUE)", get_spec(argv[1]).config_cls, "--model.")
+        )
+    for title, cls, prefix in sections:
+        group = train.add_argument_group(title)
+        for key, tp, default, text in describe_fields(cls, prefix):
+            choices = tp[len("one of ") :].replace("'", "").replace(" ", "") if tp.startswith("one of ") else ""
+            metavar = "{" + choices + "}" if choices else tp.upper().replace(" ", "_")
+            group.add_argument(key, metavar=metavar, help=f"{text} (default {default})".strip())
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    _list_settings(parser, argv)
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Union, get_args, get_origin, get_type_hints
 
@@ -42,6 +42,10 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         choices = get_args(tp)
         if value in choices:
             return value
+        # YAML reads `precision: 32` as a number: a choice matches by its text form too
+        for c in choices:
+            if not isinstance(value, bool) and isinstance(value, (int, float)) and str(value) == str(c):
+                return c
         raise ConfigError(f"{where}: {value!r} is not valid; choose one of: {', '.join(map(str, choices))}")
     if origin in (Union, types.UnionType):
         args = get_args(tp)
@@ -136,6 +140,9 @@ def build(cls: type, values: dict[str, Any] | None = None, where: str = "") -> A
             else:
                 raise ConfigError(f"{key}: expected a mapping of {tp.__name__} fields, got {value!r}")
         else:
+            aliases = fields[name].metadata.get("aliases", {})
+            if isinstance(value, (str, int)) and str(value) in aliases:
+                value = aliases[str(value)]
             kwargs[name] = coerce(value, tp, key)
     try:
         return cls(**kwargs)
@@ -143,6 +150,65 @@ def build(cls: type, values: dict[str, Any] | None = None, where: str = "") -> A
         raise
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where or cls.__name__}: {e}") from None
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """One line of help per field of config dataclass ``cls`` (and its bases), written once in the class
+    itself: the comment at the end of the field's line, or the comment lines just above it."""
+    import inspect
+    import io
+    import tokenize
+
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        names = {f.name for f in dataclasses.fields(klass)}
+        above: list[str] = []
+        current, depth = None, 0
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT:
+                text = tok.string.lstrip("#").strip()
+                if current is not None and text:  # at the end of the field's line (or inside its default)
+                    out.setdefault(current, text)
+                elif depth == 0:
+                    above.append(text)
+            elif tok.type == tokenize.NAME and tok.start[1] == 4 and depth == 0 and tok.string in names:
+                current = tok.string
+                if above:
+                    out.setdefault(current, " ".join(above))
+                above = []
+            elif tok.type == tokenize.OP and tok.string in "([{":
+                depth += 1
+            elif tok.type == tokenize.OP and tok.string in ")]}":
+                depth -= 1
+            elif tok.type == tokenize.NEWLINE and depth == 0:
+                current = None
+            elif tok.type == tokenize.NAME and tok.string == "def":
+                break
+    return out
+
+
+def describe_fields(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(key, type, default, help) of every field of config dataclass ``cls``, for ``--help`` and ``reprlab models``."""
+    hints = get_type_hints(cls)
+    helps = field_help(cls)
+    rows = []
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        else:
+            default = "(required)"
+        if isinstance(default, tuple):
+            default = ",".join(map(str, default)) or "(empty)"
+        rows.append((prefix + f.name, _type_name(hints[f.name]), str(default), helps.get(f.name, "")))
+    return rows
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -244,22 +310,24 @@ def _check(cond: bool, msg: str) -> None:
 class TrainerConfig:
     """Settings of the training engine; every model shares them."""
 
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    momentum: float = 0.9
-    grad_clip: Optional[float] = None
-    seed: int = 0
-    precision: Literal["32", "bf16"] = "32"
+    epochs: int = 10  # passes over the training data
+    batch_size: int = 128  # examples per step (per process)
+    lr: float = 1e-3  # base learning rate (a model may scale it per parameter group)
+    weight_decay: float = 0.0  # L2 penalty (decoupled for adamw)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"  # built by the engine for every model
+    momentum: float = 0.9  # sgd only
+    grad_clip: Optional[float] = None  # clip each optimizer's gradient norm to this; null = no clipping
+    seed: int = 0  # seeds init, batch order and noise; runs are bitwise reproducible on CPU
+    precision: Literal["32", "bf16"] = field(
+        default="32", metadata={"aliases": {"32-true": "32", "bf16-mixed": "bf16"}}
+    )  # bf16 turns on autocast (Lightning's names 32-true and bf16-mixed are accepted)
     devices: int = 1  # processes per node
     num_nodes: int = 1  # machines, when launched by torchrun / `fabric run`
-    accelerator: Literal["cpu", "auto"] = "cpu"
+    accelerator: Literal["cpu", "auto"] = "cpu"  # auto: a GPU when there is one
     checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0 = only at epoch ends
     max_steps: int = 0  # stop after this many optimizer steps; 0 = no limit
-    progress: bool = True
-    tensorboard: bool = True
+    progress: bool = True  # rich progress bars on stderr
+    tensorboard: bool = True  # TensorBoard events in RUN/tb
     threads: int = 0  # torch intra-op threads per process; 0 = leave torch's default
     lr_schedule: Literal["constant", "cosine"] = (
         "constant"  # after warm-up: keep lr, or cosine-decay it to 0 at the end of the last epoch

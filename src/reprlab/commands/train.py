@@ -28,6 +28,11 @@ def register(sub) -> None:
     p.add_argument("--config", help="YAML file with model/trainer/data sections")
     p.add_argument("--resume", metavar="RUN", help="continue this run exactly where it stopped")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the fully resolved config as YAML and exit (feed it back with --config)",
+    )
     add_trainer_flags(p)
     add_data_flags(p)
     p.set_defaults(func=run, accepts_overrides=True)
@@ -85,11 +90,28 @@ def write_final_metrics(out: Path, metrics: dict, test: dict, seconds: float, **
     return result
 
 
+def resolved_yaml(name: str, tree: dict) -> str:
+    """The config a run of model ``name`` would record: every model, trainer and data setting, with the
+    values the data decides (input shape, classes) filled in, as YAML for ``--config``."""
+    import yaml
+
+    from ..registry import build_config_for_data, get_spec
+    from ..tasks import get_task
+
+    trainer_cfg, data_cfg = build_trainer_and_data(tree)
+    task = get_task(get_spec(name).task)(data_cfg, trainer_cfg)
+    model_cfg = build_config_for_data(name, tree["model"], task.model_defaults, data_cfg.name)
+    tree = {"model": to_dict(model_cfg), "trainer": to_dict(trainer_cfg), "data": to_dict(data_cfg)}
+    return f"# reprlab train {name} --config THIS_FILE\n" + yaml.safe_dump(tree, sort_keys=False)
+
+
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     from ..train.checkpoint import read_run_config
 
     saved = None
     name = args.model
+    if args.print_config and args.resume:
+        raise ConfigError("--print-config shows the config a new run would use; it cannot be combined with --resume")
     if args.resume:
         saved = read_run_config(args.resume)
         if name and name != saved["model"]:
@@ -108,6 +130,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             changed = sorted(k for k, v in tree[sec].items() if saved.get(key, {}).get(k, v) != v)
             if changed:
                 raise ConfigError(f"--{sec}.{changed[0]} cannot change on --resume; start a new run instead")
+    if args.print_config:
+        print(resolved_yaml(name, tree), end="")
+        return 0
     if not args.resume:
         seed = tree["trainer"].get("seed", 0)
         out = Path(args.out) if args.out else Path("runs") / f"{name}-seed{seed}"
