@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    from . import progress
+
+    progress.configure(False if getattr(args, "no_progress", False) else None)
     try:
         rc = args.func(args, extra) if getattr(args, "accepts_overrides", False) else args.func(args)
     except ReprlabError as e:

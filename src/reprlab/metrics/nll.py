@@ -16,6 +16,8 @@ import math
 import torch
 from torch import Tensor
 
+from ..progress import stage
+
 
 def iwae_log_likelihood(model, x: Tensor, k: int, max_rows: int = 16384) -> Tensor:
     """L_k for each row of ``x`` (already prepared): (B,), in nats.
@@ -53,8 +55,10 @@ def iwae_nll(
         torch.manual_seed(seed)
         if hasattr(model, "prepare"):
             x = model.prepare(x, torch.Generator(device=x.device).manual_seed(seed))
-        for i in range(0, len(x), batch_size):
-            total += float(iwae_log_likelihood(model, x[i : i + batch_size], k, max_rows).sum())
+        with stage(f"IWAE NLL (k={k})", total=len(x), unit="examples") as bar:
+            for i in range(0, len(x), batch_size):
+                total += float(iwae_log_likelihood(model, x[i : i + batch_size], k, max_rows).sum())
+                bar.advance(len(x[i : i + batch_size]))
     model.train(was)
     return -total / len(x)
 

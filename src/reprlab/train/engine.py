@@ -32,6 +32,7 @@ from torch import Tensor
 from ..config import TrainerConfig, parse_early_stop, to_dict
 from ..data.batches import BatchSource
 from ..errors import CheckpointError, ConfigError, DivergedError
+from ..progress import stage
 from . import checkpoint as ck
 from .rundir import OpenRun, check_new_run
 
@@ -543,17 +544,15 @@ class Trainer:
 
         for cb in callbacks:
             cb.on_fit_start(self, raw)
-        progress = self._progress()
         last: dict[str, Any] = dict(self.history[-1]) if self.history else {}
         t_start = time.perf_counter()
+        # only rank 0 shows progress; --no-progress (or a log file) gets one line when training ends
+        progress = stage(self.description, total, "steps", bars=cfg.progress) if fabric.is_global_zero else _null()
         try:
             stop = False
-            with progress:
-                task = (
-                    progress.add_task(self.description, total=total, completed=min(self.step, total))
-                    if progress
-                    else None
-                )
+            with progress as bar:
+                if bar is not None:
+                    bar.advance(min(self.step, total))
                 for epoch in range(start_epoch, cfg.epochs):
                     if self.step >= total or stop:
                         break
@@ -585,10 +584,10 @@ class Trainer:
                         if self.log_every and self.step % self.log_every == 0:
                             logged = {f"train_step/{k}": sums[k] / count for k in sums}
                             fabric.log_dict({**logged, "train_step/lr": lr}, step=self.step)
-                        if progress:
+                        if bar is not None:
                             loss = sums.get("loss", 0) / max(count, 1)
-                            desc = f"{self.description} epoch {epoch + 1}/{cfg.epochs} loss {loss:.4g}"
-                            progress.update(task, completed=self.step, description=desc)
+                            bar.describe(f"{self.description} epoch {epoch + 1}/{cfg.epochs} loss {loss:.4g}")
+                            bar.advance()
                         for cb in callbacks:
                             cb.on_step_end(self, raw, self.step, values, group)
                         stop = any(cb.should_stop(self, raw, self.step) for cb in callbacks)
@@ -693,29 +692,6 @@ class Trainer:
             "or set trainer.grad_clip"
         )
 
-    def _progress(self):
-        if not self.cfg.progress or not self.fabric.is_global_zero:
-            return _NoProgress()
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        return Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
-
 
 class _LossDiverged(Exception):
     """Inside the loop: the loss of step ``step`` is NaN/Inf (fit turns it into a DivergedError)."""
@@ -750,14 +726,9 @@ def _rng_fork():
 
 class _null:
     def __enter__(self):
-        return self
+        return None
 
     def __exit__(self, *a):
-        return False
-
-
-class _NoProgress(_null):
-    def __bool__(self) -> bool:
         return False
 
 
