@@ -1,7 +1,11 @@
 """Plain autoencoders: an MLP and a convolutional one, with MSE or BCE reconstruction losses.
 
-The encoder maps x (B, C, H, W) to a code z (B, code_dim); the decoder maps z back to
-x_hat in data space. Both losses are averaged per pixel, so their numbers compare across sizes.
+The encoder maps x (B, *input_shape) to a code z (B, code_dim); the decoder maps z back to
+x_hat in data space. Both losses are averaged per value, so their numbers compare across sizes.
+
+``input_shape`` is the data's: (C, H, W) for images (any channel count), (D,) for a table of D
+features (the MLP only). ``output=sigmoid`` (the default) keeps x_hat in (0, 1) and, like
+``loss=bce``, needs data in [0, 1]; standardized tables take ``loss=mse`` with ``output=identity``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from torch import Tensor, nn
 
 from ..config import _check
 from ..registry import register_model
-from .base import ReprModel, check_unit_interval, conv_down, conv_up, mlp
+from .base import ReprModel, check_conv_shape, check_unit_interval, conv_down, conv_up, mlp
 
 
 @dataclass(frozen=True)
@@ -55,10 +59,15 @@ class _ReconstructionMixin:
         return torch.sigmoid(logits) if self.config.output == "sigmoid" else logits
 
     def reconstruction_loss(self, logits: Tensor, target: Tensor) -> dict[str, Tensor]:
+        if self.config.output == "sigmoid":  # a sigmoid cannot reach values outside (0, 1): refuse, never fit badly
+            check_unit_interval(
+                target,
+                f"model.loss={self.config.loss} with model.output=sigmoid",
+                "for standardized or other unbounded data set --model.loss=mse --model.output=identity",
+            )
         x_hat = self._out(logits)
         mse = F.mse_loss(x_hat, target)
         if self.config.loss == "bce":
-            check_unit_interval(target, "model.loss=bce")
             bce = F.binary_cross_entropy_with_logits(logits, target)
             return {"loss": bce, "bce": bce.detach(), "mse": mse.detach()}
         return {"loss": mse, "mse": mse.detach()}
@@ -66,7 +75,9 @@ class _ReconstructionMixin:
 
 @register_model("ae_mlp", config=AutoencoderConfig)
 class MLPAutoencoder(_ReconstructionMixin, ReprModel):
-    """Fully connected autoencoder: flatten -> hidden layers -> code -> mirrored layers -> image."""
+    """Fully connected autoencoder: flatten -> hidden layers -> code -> mirrored layers -> data shape.
+
+    Any ``input_shape`` works: images (C, H, W) are flattened to C*H*W features, tables are (D,)."""
 
     def __init__(self, config: AutoencoderConfig):
         super().__init__(config)
@@ -75,10 +86,10 @@ class MLPAutoencoder(_ReconstructionMixin, ReprModel):
         self.decoder = mlp([config.code_dim, *reversed(config.hidden), d])
 
     def encode(self, x: Tensor) -> Tensor:
-        return self.encoder(x.flatten(1))  # (B, code_dim)
+        return self.encoder(x.flatten(1))  # (B, D) -> (B, code_dim)
 
     def decode_logits(self, z: Tensor) -> Tensor:
-        return self.decoder(z).view(-1, *self.config.input_shape)  # (B, C, H, W)
+        return self.decoder(z).view(-1, *self.config.input_shape)  # (B, *input_shape)
 
 
 @dataclass(frozen=True)
@@ -91,28 +102,36 @@ class ConvAutoencoderConfig:
 
     def __post_init__(self) -> None:
         _check(self.code_dim >= 1, f"model.code_dim must be >= 1, got {self.code_dim}")
-        _check(len(self.input_shape) == 3, f"ae_conv needs images (C, H, W), got input_shape {self.input_shape}")
         _check(len(self.channels) >= 1 and all(c >= 1 for c in self.channels), "model.channels must be positive")
+        check_conv_shape("ae_conv", self.input_shape, self.channels)
         _check(not (self.loss == "bce" and self.output == "identity"), "model.loss=bce needs model.output=sigmoid")
 
 
 @register_model("ae_conv", config=ConvAutoencoderConfig)
 class ConvAutoencoder(_ReconstructionMixin, ReprModel):
-    """Convolutional autoencoder: stride-2 convs down, a linear code, transposed convs up."""
+    """Convolutional autoencoder: stride-2 convs down, a linear code, transposed convs up.
+
+    With the default ``channels=(32, 64)``, for x (B, C, H, W):
+    encoder (B, C, H, W) -> (B, 32, H/2, W/2) -> (B, 64, H/4, W/4) -> flatten -> (B, code_dim);
+    decoder (B, code_dim) -> (B, 64, H/4, W/4) -> (B, 32, H/2, W/2) -> (B, C, H, W) logits.
+    Halving rounds up and the output is cropped, so any H, W >= 4 builds (28 -> 14 -> 7; 32 -> 16 -> 8;
+    64 -> 32 -> 16). Larger images keep a larger feature map; add a stage (``channels=32,64,128``) to
+    shrink it.
+    """
 
     def __init__(self, config: ConvAutoencoderConfig):
         super().__init__(config)
-        layers, self.feat_shape = conv_down(config.input_shape, config.channels)
+        layers, self.feat_shape = conv_down(config.input_shape, config.channels)  # (C', h, w)
         self.encoder = nn.Sequential(*layers, nn.Flatten(), nn.Linear(math.prod(self.feat_shape), config.code_dim))
         up = conv_up(config.channels, config.input_shape[0])
         self.fc = nn.Linear(config.code_dim, math.prod(self.feat_shape))
         self.decoder = up
 
     def encode(self, x: Tensor) -> Tensor:
-        return self.encoder(x)  # (B, code_dim)
+        return self.encoder(x)  # (B, C, H, W) -> (B, code_dim)
 
     def decode_logits(self, z: Tensor) -> Tensor:
         h = F.relu(self.fc(z)).view(-1, *self.feat_shape)  # (B, C', h, w)
-        out = self.decoder(h)  # (B, C, >=H, >=W)
+        out = self.decoder(h)  # (B, C, h * 2**stages, w * 2**stages), at least (H, W)
         _, H, W = self.config.input_shape
-        return out[:, :, :H, :W]
+        return out[:, :, :H, :W]  # (B, C, H, W)

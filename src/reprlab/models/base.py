@@ -103,10 +103,40 @@ def conv_up(channels: tuple[int, ...], out_channels: int) -> nn.Sequential:
     return nn.Sequential(*up)
 
 
-def check_unit_interval(x: Tensor, what: str) -> None:
-    """Bernoulli/BCE losses need targets in [0, 1]."""
-    lo, hi = float(x.min()), float(x.max())
+def check_unit_interval(x: Tensor, what: str, fix: str = "use the Gaussian/MSE option") -> None:
+    """Bernoulli/BCE losses (and sigmoid outputs) need targets in [0, 1], whatever their shape or channels.
+
+    ``what`` names the setting that needs it, ``fix`` the setting that works for other data."""
+    lo, hi = (float(v) for v in torch.aminmax(x.detach()))  # one device sync, not two
     if lo < 0 or hi > 1:
         raise ConfigError(
-            f"{what} needs data in [0, 1], got values in [{lo:.3g}, {hi:.3g}]; use the Gaussian/MSE option or rescale the data"
+            f"{what} needs data in [0, 1], got values in [{lo:.3g}, {hi:.3g}]; {fix}, or rescale the data to [0, 1]"
         )
+
+
+EXAMPLE_IMAGE_SHAPES = "(1, 28, 28), (3, 32, 32), (3, 64, 64)"
+
+
+def check_image_shape(model: str, input_shape: tuple[int, ...], rule: str, fits: bool) -> None:
+    """Refuse, in one line naming the rule and sizes that work, an image shape a conv model cannot build for.
+
+    Called from a config's ``__post_init__``: ``fits`` is whether (C, H, W) satisfies ``rule``."""
+    shape = tuple(input_shape)
+    if len(shape) != 3 or any(s < 1 for s in shape):
+        raise ConfigError(f"{model} needs images (C, H, W), got input_shape {shape}; for tables use an MLP model")
+    if not fits:
+        raise ConfigError(
+            f"{model} cannot build for images of {shape[1]}x{shape[2]} pixels: it needs {rule} "
+            f"(e.g. input_shape {EXAMPLE_IMAGE_SHAPES}); resize the images (--data.size) or change the model"
+        )
+
+
+def check_conv_shape(model: str, input_shape: tuple[int, ...], channels: tuple[int, ...]) -> None:
+    """Models built from ``conv_down``/``conv_up`` (ae_conv, vae_conv) build for any channel count and any
+    height and width of at least 2 ** len(channels) pixels: each stride-2 stage halves the image (rounding up),
+    and the decoder's output, a multiple of 2 ** len(channels), is cropped back to (H, W)."""
+    n = len(channels)
+    side = 2**n
+    fits = len(input_shape) == 3 and min(input_shape[1:]) >= side
+    rule = f"height and width of at least {side} pixels (2**{n} for the {n} stride-2 stages of model.channels)"
+    check_image_shape(model, input_shape, rule, fits)

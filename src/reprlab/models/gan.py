@@ -2,8 +2,11 @@
 
 Generator: z (B, latent_dim) -> transposed convolutions with BatchNorm and ReLU -> tanh image.
 Discriminator (critic for WGAN-GP): strided convolutions with LeakyReLU -> one score per image.
-Images are (B, C, H, W) in [0, 1] outside the model and in [-1, 1] inside it; H and W must be
-divisible by 4 (28x28 Fashion-MNIST, 8x8 digits).
+Images are (B, C, H, W) in [0, 1] outside the model and in [-1, 1] inside it, with any channel count C;
+H and W must be divisible by 4. How many stride-2 stages G and D use follows from the size (see
+``stages``): two up to 31 pixels (8x8 digits start G at 2x2, 28x28 Fashion-MNIST at 7x7), and one more
+each time G can still start from at least 4x4: 32x32 starts at 4x4 with three stages, 64x64 at 4x4
+with four (the DCGAN paper's 64x64 design).
 
 Objectives (``objective``), with l = D's logit and f = the critic's score:
 
@@ -29,7 +32,7 @@ from torch import Tensor, nn
 
 from ..config import _check
 from ..registry import register_model
-from .base import ReprModel
+from .base import ReprModel, check_image_shape
 
 OBJECTIVES = ("minimax", "non-saturating", "wgan-gp")
 
@@ -38,8 +41,8 @@ OBJECTIVES = ("minimax", "non-saturating", "wgan-gp")
 class DCGANConfig:
     input_shape: tuple[int, ...] = (1, 28, 28)
     latent_dim: int = 64
-    g_channels: int = 64  # width of G's last hidden layer; earlier layers double it
-    d_channels: int = 64  # width of D's first layer; the next doubles it
+    g_channels: int = 64  # G's last hidden layer has 2x this; each earlier one doubles, up to 8x
+    d_channels: int = 64  # width of D's first layer; each next one doubles, up to 8x
     objective: str = "non-saturating"  # one of OBJECTIVES
     n_critic: int = 1  # D steps per G step (WGAN-GP's paper uses 5)
     gp_weight: float = 10.0
@@ -57,11 +60,9 @@ class DCGANConfig:
             f"model.objective {self.objective!r} is not valid; choose one of: {', '.join(OBJECTIVES)}",
         )
         _check(self.n_critic >= 1, f"model.n_critic must be >= 1 (D steps per G step), got {self.n_critic}")
-        _check(len(self.input_shape) == 3, f"dcgan needs images (C, H, W), got input_shape {self.input_shape}")
-        _check(
-            self.input_shape[1] % 4 == 0 and self.input_shape[2] % 4 == 0 and min(self.input_shape[1:]) >= 4,
-            f"dcgan needs image height and width divisible by 4, got {self.input_shape[1:]}",
-        )
+        shape = tuple(self.input_shape)
+        fits = len(shape) == 3 and shape[1] % 4 == 0 and shape[2] % 4 == 0 and min(shape[1:]) >= 4
+        check_image_shape("dcgan", shape, "height and width divisible by 4 (8, 28, 32, 64, ...)", fits)
         _check(self.latent_dim >= 1, f"model.latent_dim must be >= 1, got {self.latent_dim}")
         _check(self.g_channels >= 1 and self.d_channels >= 1, "model.g_channels and model.d_channels must be >= 1")
         _check(self.gp_weight >= 0, f"model.gp_weight must be >= 0, got {self.gp_weight}")
@@ -73,43 +74,67 @@ class DCGANConfig:
             _check(v is None or v > 0, f"model.{k} must be > 0, got {v}")
 
 
+MAX_DOUBLINGS = 3  # the widest layer is 2^3 = 8x g_channels / d_channels, as in DCGAN's 64x64 nets
+
+
+def stages(h: int, w: int) -> int:
+    """How many stride-2 stages G (and D, mirrored) use for (H, W) images, both divisible by 4.
+
+    Two, so G starts from (H/4, W/4), while H/8 or W/8 is not a whole number of at least 4; one more per
+    halving that keeps G's start at least 4x4 pixels: 8 -> 2 (start 2x2), 28 -> 2 (7x7), 32 -> 3 (4x4),
+    48 -> 3 (6x6), 64 -> 4 (4x4), 128 -> 5 (4x4). Sizes below 32 keep the two stages they always had."""
+    n = 2
+    while all(s % 2 ** (n + 1) == 0 and s // 2 ** (n + 1) >= 4 for s in (h, w)):
+        n += 1
+    return n
+
+
 class Generator(nn.Module):
-    """z (B, latent) -> (B, C, H, W) in [-1, 1]: a 1x1 -> H/4 projection, then two stride-2 upsamplings."""
+    """z (B, latent) -> (B, C, H, W) in [-1, 1]: a 1x1 -> (H/2^n, W/2^n) projection, then n stride-2 upsamplings.
+
+    With ch = g_channels and n = ``stages(H, W)``, layer widths are ch * 2^min(n - i, 3) for i = 0..n-1:
+    28x28 (n=2): (B, 4ch, 7, 7) -> (B, 2ch, 14, 14) -> (B, C, 28, 28)
+    32x32 (n=3): (B, 8ch, 4, 4) -> (B, 4ch, 8, 8) -> (B, 2ch, 16, 16) -> (B, C, 32, 32)
+    64x64 (n=4): (B, 8ch, 4, 4) -> (B, 8ch, 8, 8) -> (B, 4ch, 16, 16) -> (B, 2ch, 32, 32) -> (B, C, 64, 64)
+    """
 
     def __init__(self, latent_dim: int, channels: int, out_shape: tuple[int, ...]):
         super().__init__()
         c, h, w = out_shape
-        ch = channels
-        self.net = nn.Sequential(
-            nn.ConvTranspose2d(latent_dim, 4 * ch, (h // 4, w // 4), 1, 0, bias=False),  # (B, 4ch, H/4, W/4)
-            nn.BatchNorm2d(4 * ch),
+        n = stages(h, w)
+        widths = [channels * 2 ** min(n - i, MAX_DOUBLINGS) for i in range(n)]  # first to last hidden
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(latent_dim, widths[0], (h >> n, w >> n), 1, 0, bias=False),  # (B, w0, H/2^n, W/2^n)
+            nn.BatchNorm2d(widths[0]),
             nn.ReLU(True),
-            nn.ConvTranspose2d(4 * ch, 2 * ch, 4, 2, 1, bias=False),  # (B, 2ch, H/2, W/2)
-            nn.BatchNorm2d(2 * ch),
-            nn.ReLU(True),
-            nn.ConvTranspose2d(2 * ch, c, 4, 2, 1),  # (B, C, H, W)
-            nn.Tanh(),
-        )
+        ]
+        for a, b in zip(widths, widths[1:]):
+            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU(True)]  # 2x size
+        layers += [nn.ConvTranspose2d(widths[-1], c, 4, 2, 1), nn.Tanh()]  # (B, C, H, W)
+        self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.net(z[:, :, None, None])
+        return self.net(z[:, :, None, None])  # (B, latent, 1, 1) -> (B, C, H, W)
 
 
 class Discriminator(nn.Module):
-    """(B, C, H, W) in [-1, 1] -> (B,) logit (or critic score). No BatchNorm: WGAN-GP's penalty is per sample."""
+    """(B, C, H, W) in [-1, 1] -> (B,) logit (or critic score). No BatchNorm: WGAN-GP's penalty is per sample.
+
+    The mirror of G: n = ``stages(H, W)`` stride-2 convs of widths ch * 2^min(i, 3) for i = 0..n-1
+    (ch = d_channels), then one linear score. 28x28: (B, ch, 14, 14) -> (B, 2ch, 7, 7) -> (B,);
+    64x64: (B, ch, 32, 32) -> (B, 2ch, 16, 16) -> (B, 4ch, 8, 8) -> (B, 8ch, 4, 4) -> (B,).
+    """
 
     def __init__(self, channels: int, in_shape: tuple[int, ...]):
         super().__init__()
         c, h, w = in_shape
-        ch = channels
-        self.net = nn.Sequential(
-            nn.Conv2d(c, ch, 4, 2, 1),
-            nn.LeakyReLU(0.2, True),  # (B, ch, H/2, W/2)
-            nn.Conv2d(ch, 2 * ch, 4, 2, 1),
-            nn.LeakyReLU(0.2, True),  # (B, 2ch, H/4, W/4)
-            nn.Flatten(),
-            nn.Linear(2 * ch * (h // 4) * (w // 4), 1),
-        )
+        n = stages(h, w)
+        widths = [channels * 2 ** min(i, MAX_DOUBLINGS) for i in range(n)]
+        layers: list[nn.Module] = []
+        for a, b in zip([c, *widths], widths):
+            layers += [nn.Conv2d(a, b, 4, 2, 1), nn.LeakyReLU(0.2, True)]  # halves H and W
+        layers += [nn.Flatten(), nn.Linear(widths[-1] * (h >> n) * (w >> n), 1)]  # (B, w_last * H/2^n * W/2^n)
+        self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x).squeeze(1)

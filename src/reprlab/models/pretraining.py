@@ -30,15 +30,20 @@ class AELayerConfig:
     hidden: int = 256
     corruption: float = 0.0  # fraction of inputs set to 0 before encoding; > 0 makes it a DAE
     loss: Literal["bce", "mse"] = "bce"  # cross-entropy suits inputs in [0, 1] (pixels, sigmoid codes)
+    output: Literal["sigmoid", "identity"] = "sigmoid"  # identity (with loss=mse) for standardized tables
 
     def __post_init__(self) -> None:
         _check(self.hidden >= 1, f"model.hidden must be >= 1, got {self.hidden}")
         _check(0.0 <= self.corruption < 1.0, f"model.corruption must be in [0, 1), got {self.corruption}")
+        _check(not (self.loss == "bce" and self.output == "identity"), "model.loss=bce needs model.output=sigmoid")
 
 
 @register_model("dense_ae_layer", config=AELayerConfig)
 class AELayer(ReprModel):
-    """One sigmoid autoencoder layer for greedy stacking; masking noise (corruption > 0) makes it a DAE."""
+    """One sigmoid autoencoder layer for greedy stacking; masking noise (corruption > 0) makes it a DAE.
+
+    Any ``input_shape`` works ((C, H, W) images or (D,) table rows). The code is always sigmoid; the
+    reconstruction is sigmoid (data in [0, 1]) or, with ``output=identity``, linear (standardized data)."""
 
     def __init__(self, config: AELayerConfig):
         super().__init__(config)
@@ -49,16 +54,28 @@ class AELayer(ReprModel):
     def encode(self, x: Tensor) -> Tensor:
         return torch.sigmoid(self.encoder(x.flatten(1)))  # (B, H)
 
+    def decode(self, h: Tensor) -> Tensor:
+        """The reconstruction from codes h (B, hidden): (B, *input_shape)."""
+        return self._out(self.decoder(h)).view(-1, *self.config.input_shape)
+
+    def _out(self, logits: Tensor) -> Tensor:
+        return torch.sigmoid(logits) if self.config.output == "sigmoid" else logits
+
     def forward(self, x: Tensor) -> Tensor:
-        return torch.sigmoid(self.decoder(self.encode(x))).view_as(x)
+        return self._out(self.decoder(self.encode(x))).view_as(x)  # (B, *input_shape)
 
     def encoder_weights(self) -> tuple[Tensor, Tensor]:
         return self.encoder.weight, self.encoder.bias  # (H, D), (H,)
 
     def _scores(self, v: Tensor, logits: Tensor) -> dict[str, Tensor]:
-        mse = F.mse_loss(torch.sigmoid(logits), v)
+        if self.config.output == "sigmoid":  # a sigmoid cannot reach values outside (0, 1): refuse, never fit badly
+            check_unit_interval(
+                v,
+                f"model.loss={self.config.loss} with model.output=sigmoid",
+                "for standardized or other unbounded data set --model.loss=mse --model.output=identity",
+            )
+        mse = F.mse_loss(self._out(logits), v)
         if self.config.loss == "bce":
-            check_unit_interval(v, "model.loss=bce")
             bce = F.binary_cross_entropy_with_logits(logits, v)
             return {"loss": bce, "bce": bce.detach(), "recon": mse.detach()}
         return {"loss": mse, "recon": mse.detach()}
@@ -120,14 +137,15 @@ class StackedClassifier(ReprModel):
         cls, layers: Sequence[nn.Module], input_shape: tuple[int, ...], num_classes: int
     ) -> "StackedClassifier":
         """A classifier whose hidden layers are copies of the stack's encoders, and a new random head."""
-        hidden = tuple(int(encoder_weights(l)[0].shape[0]) for l in layers)
+        hidden = tuple(int(encoder_weights(layer)[0].shape[0]) for layer in layers)
         model = cls(StackedClassifierConfig(tuple(input_shape), num_classes, hidden))
         with torch.no_grad():
             for lin, layer in zip(model.layers, layers):
                 w, b = encoder_weights(layer)
                 if lin.weight.shape != w.shape:
                     raise ConfigError(
-                        f"stack layer of shape {tuple(w.shape)} does not fit a classifier layer {tuple(lin.weight.shape)}"
+                        f"stack layer of shape {tuple(w.shape)} does not fit a classifier layer "
+                        f"{tuple(lin.weight.shape)}"
                     )
                 lin.weight.copy_(w)
                 lin.bias.copy_(b)

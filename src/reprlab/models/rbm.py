@@ -1,19 +1,26 @@
-"""A Bernoulli-Bernoulli restricted Boltzmann machine trained with CD-k, or PCD when ``persistent``.
+"""A restricted Boltzmann machine trained with CD-k, or PCD when ``persistent``.
 
-Energy E(v, h) = -h'Wv - b'v - c'h with binary v (D,) and h (H,). Summing h out gives the
-free energy F(v) = -b'v - sum_j softplus(c_j + (Wv)_j), and p(v) = exp(-F(v)) / Z.
+Bernoulli-Bernoulli (``visible=bernoulli``, the default): energy E(v, h) = -h'Wv - b'v - c'h with
+binary v (D,) and h (H,). Summing h out gives the free energy F(v) = -b'v - sum_j softplus(c_j + (Wv)_j),
+and p(v) = exp(-F(v)) / Z. Inputs in [0, 1] are read as Bernoulli probabilities.
+
+Gaussian-Bernoulli (``visible=gaussian``, for real-valued data such as standardized table columns):
+E(v, h) = ||v - b||^2 / 2 - h'Wv - c'h, unit variance per visible unit, so
+F(v) = ||v - b||^2 / 2 - sum_j softplus(c_j + (Wv)_j) and p(v|h) = N(b + W'h, I). The data should be
+standardized (zero mean, unit variance per column): the model does not learn the variances.
 
 Training does not need Z: the log-likelihood gradient is -dF(v_data)/dθ + E_model[dF(v)/dθ],
 and contrastive divergence estimates the model term with v_k, k Gibbs steps from the data
 (CD-k) or from chains kept across updates (PCD, Tieleman 2008). So ``loss`` returns
 mean F(v_data) - mean F(v_k.detach()): its gradient is exactly the CD update, and any
-optimizer of the engine applies it. Inputs in [0, 1] are read as Bernoulli probabilities.
+optimizer of the engine applies it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +38,7 @@ class RBMConfig:
     k: int = 1  # Gibbs steps per update
     persistent: bool = False  # PCD: keep the negative chains between updates
     sample_visible: bool = False  # False: the chain's last visible step uses probabilities (less noise)
+    visible: Literal["bernoulli", "gaussian"] = "bernoulli"  # gaussian: unit-variance units for standardized data
 
     def __post_init__(self) -> None:
         _check(self.hidden >= 1, f"model.hidden must be >= 1, got {self.hidden}")
@@ -40,7 +48,8 @@ class RBMConfig:
 
 @register_model("rbm", config=RBMConfig)
 class RBM(ReprModel):
-    """Bernoulli-Bernoulli RBM trained by contrastive divergence (CD-k, or PCD with persistent=true)."""
+    """RBM trained by contrastive divergence (CD-k, or PCD with persistent=true); Bernoulli or Gaussian visible
+    units, any ``input_shape`` (flattened to D visible units)."""
 
     def __init__(self, config: RBMConfig):
         super().__init__(config)
@@ -56,7 +65,17 @@ class RBM(ReprModel):
         return torch.sigmoid(F.linear(v, self.W, self.c))  # (B, H)
 
     def visible_probs(self, h: Tensor) -> Tensor:
-        return torch.sigmoid(F.linear(h, self.W.t(), self.b))  # (B, D)
+        """The mean of p(v|h): Bernoulli probabilities, or the Gaussian mean b + W'h. (B, D)."""
+        mean = F.linear(h, self.W.t(), self.b)
+        return torch.sigmoid(mean) if self.config.visible == "bernoulli" else mean
+
+    def sample_visible_units(self, mean: Tensor) -> Tensor:
+        """A draw of v from p(v|h) given its mean."""
+        return torch.bernoulli(mean) if self.config.visible == "bernoulli" else mean + torch.randn_like(mean)
+
+    def visible_energy(self, v: Tensor) -> Tensor:
+        """The visible units' own term of F(v), (B,): -b'v (Bernoulli) or ||v - b||^2 / 2 (Gaussian)."""
+        return -(v @ self.b) if self.config.visible == "bernoulli" else 0.5 * (v - self.b).pow(2).sum(1)
 
     def encode(self, x: Tensor) -> Tensor:
         """p(h = 1 | v): the code a DBN passes to the next layer."""
@@ -65,7 +84,7 @@ class RBM(ReprModel):
     def free_energy(self, v: Tensor) -> Tensor:
         """F(v) per example, (B,): -log sum_h exp(-E(v, h))."""
         v = v.flatten(1)
-        return -(v @ self.b) - F.softplus(F.linear(v, self.W, self.c)).sum(1)
+        return self.visible_energy(v) - F.softplus(F.linear(v, self.W, self.c)).sum(1)
 
     def gibbs(self, v: Tensor, k: int, h_probs: Tensor | None = None) -> Tensor:
         """k steps v -> h -> v, sampling h always and v on all but the last step (unless sample_visible).
@@ -75,8 +94,12 @@ class RBM(ReprModel):
         for i in range(k):
             h = torch.bernoulli(h_probs if (i == 0 and h_probs is not None) else self.hidden_probs(v))
             pv = self.visible_probs(h)
-            v = torch.bernoulli(pv) if (self.config.sample_visible or i < k - 1) else pv
+            v = self.sample_visible_units(pv) if (self.config.sample_visible or i < k - 1) else pv
         return v
+
+    def decode(self, h: Tensor) -> Tensor:
+        """The mean of p(v|h) for codes h (B, hidden), in the input's shape: (B, *input_shape)."""
+        return self.visible_probs(h).view(-1, *self.config.input_shape)
 
     def reconstruct(self, x: Tensor) -> Tensor:
         """Mean-field v -> p(h|v) -> p(v|h), in the input's shape."""
@@ -92,16 +115,22 @@ class RBM(ReprModel):
             if not self.config.persistent:
                 return self.gibbs(v0, self.config.k, h0_probs)
             if self.chain.shape != v0.shape:
-                self.chain = torch.bernoulli(v0)  # (re)start the chains from the data
+                # (re)start the chains from the data (binary states for Bernoulli units)
+                self.chain = torch.bernoulli(v0) if self.config.visible == "bernoulli" else v0.clone()
             pv = self.gibbs(self.chain, self.config.k)
-            self.chain = torch.bernoulli(pv)  # the chains carry binary states; the update uses p(v|h)
+            self.chain = self.sample_visible_units(pv)  # the chains carry sampled states; the update uses the mean
             return pv
 
     def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         v0 = batch["x"].flatten(1)  # (B, D)
-        check_unit_interval(v0, "an RBM")
+        if self.config.visible == "bernoulli":
+            check_unit_interval(
+                v0,
+                "an RBM with model.visible=bernoulli",
+                "for standardized real-valued data set --model.visible=gaussian",
+            )
         a0 = F.linear(v0, self.W, self.c)  # (B, H) hidden pre-activations, shared by F(v0), CD and the logged recon
-        fe_data = (-(v0 @ self.b) - F.softplus(a0).sum(1)).mean()
+        fe_data = (self.visible_energy(v0) - F.softplus(a0).sum(1)).mean()
         h0 = torch.sigmoid(a0.detach())
         vk = self.negative_phase(v0, h0)
         fe_model = self.free_energy(vk.detach()).mean()

@@ -6,6 +6,10 @@ Both are MLP autoencoders (see ``autoencoders.py``) with one extra term or one e
   ρ̂_j is unit j's mean activation over the batch; optionally + λ₁ · mean_i Σ_j |h_ij|.
 * ``dae_mlp``: the input is corrupted (Gaussian noise, masking, salt-and-pepper) before
   encoding and the model is trained to reconstruct the clean input.
+
+Like ``ae_mlp`` they take any ``input_shape``: images (C, H, W) or table rows (D,). Standardized tables
+need ``loss=mse`` with ``output=identity``; there masking sets a value to 0, its column's mean, and
+Gaussian noise of std ``noise`` is in units of the column's std (salt-and-pepper's 0/1 suits [0, 1] data).
 """
 
 from __future__ import annotations

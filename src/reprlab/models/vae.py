@@ -9,6 +9,9 @@ learned per-pixel log σ). The loss is the negative ELBO per example, in nats:
 with the KL scaled by β · warm-up (a linear ramp from 0 over ``kl_warmup`` steps).
 ``binarize=True`` draws x ~ Bernoulli(pixel intensities) afresh at every training step
 (dynamic binarization); evaluation binarizes with a fixed seed so numbers are repeatable.
+
+``input_shape`` is the data's: (C, H, W) images with any channel count, or (D,) table rows (MLP only).
+The Bernoulli likelihood needs data in [0, 1]; standardized tables take ``likelihood=gaussian``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from torch import Tensor, nn
 from ..config import _check
 from ..errors import ConfigError
 from ..registry import register_model
-from .base import ReprModel, check_unit_interval, conv_down, conv_up, mlp
+from .base import ReprModel, check_conv_shape, check_unit_interval, conv_down, conv_up, mlp
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -106,7 +109,11 @@ class _VAE(ReprModel):
     def prepare(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Check the data for the likelihood, and binarize it if configured."""
         if self.config.likelihood == "bernoulli":
-            check_unit_interval(x, "model.likelihood=bernoulli")
+            check_unit_interval(
+                x,
+                "model.likelihood=bernoulli",
+                "for standardized or other real-valued data set --model.likelihood=gaussian",
+            )
             if self.config.binarize:
                 if generator is None and not self.training:
                     generator = torch.Generator(device=x.device).manual_seed(0)  # repeatable evaluation
@@ -165,7 +172,9 @@ class _VAE(ReprModel):
 
     # ---------------------------------------------------------------- generation
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` images decoded from z ~ N(0, I): the decoder's mean, (n, C, H, W)."""
+        """``n`` images decoded from z ~ N(0, I): the decoder's mean, (n, *input_shape).
+
+        Bernoulli means are in [0, 1] (for any channel count); Gaussian means are not clamped."""
         p = next(self.parameters())
         z = torch.randn(n, self.config.latent_dim, generator=generator).to(p)
         with torch.no_grad():
@@ -234,6 +243,8 @@ class VAEConfig(_VAECommon):
 class MLPVAE(_VAE):
     """MLP VAE: flatten -> hidden layers -> (μ, log σ²); z -> mirrored layers -> p(x|z).
 
+    Any ``input_shape`` works: images (C, H, W) are flattened to C*H*W values, table rows are (D,).
+
     ``gated=True`` makes every hidden layer a gated dense layer (no ReLU), the layer type of the
     VampPrior paper's VAEs (Tomczak & Welling, 2018), whose set-up the quality target comes from.
     """
@@ -256,7 +267,7 @@ class MLPVAE(_VAE):
         return mu, logvar
 
     def decode_logits(self, z: Tensor) -> Tensor:
-        return self.decoder(z).view(-1, *self.config.input_shape)  # (B, C, H, W)
+        return self.decoder(z).view(-1, *self.config.input_shape)  # (B, *input_shape)
 
 
 @dataclass(frozen=True)
@@ -265,24 +276,30 @@ class ConvVAEConfig(_VAECommon):
 
     def __post_init__(self) -> None:
         self._check_common()
-        _check(len(self.input_shape) == 3, f"vae_conv needs images (C, H, W), got input_shape {self.input_shape}")
         _check(len(self.channels) >= 1 and all(c >= 1 for c in self.channels), "model.channels must be positive")
+        check_conv_shape("vae_conv", self.input_shape, self.channels)
 
 
 @register_model("vae_conv", config=ConvVAEConfig)
 class ConvVAE(_VAE):
-    """Convolutional VAE: stride-2 convs -> (μ, log σ²); z -> linear -> transposed convs -> p(x|z)."""
+    """Convolutional VAE: stride-2 convs -> (μ, log σ²); z -> linear -> transposed convs -> p(x|z).
+
+    With the default ``channels=(32, 64)``, for x (B, C, H, W):
+    encoder (B, C, H, W) -> (B, 32, H/2, W/2) -> (B, 64, H/4, W/4) -> flatten -> (B, 2 latent_dim) = (μ, log σ²);
+    decoder (B, latent_dim) -> (B, 64, H/4, W/4) -> (B, 32, H/2, W/2) -> (B, C, H, W) logits or means.
+    Halving rounds up and the output is cropped, so any H, W >= 4 builds (28, 32, 64, ...), with any C.
+    """
 
     def __init__(self, config: ConvVAEConfig):
         super().__init__(config)
-        layers, self.feat_shape = conv_down(config.input_shape, config.channels)
+        layers, self.feat_shape = conv_down(config.input_shape, config.channels)  # (C', h, w)
         self.encoder = nn.Sequential(*layers, nn.Flatten())
         self.to_params = nn.Linear(math.prod(self.feat_shape), 2 * config.latent_dim)
         self.fc = nn.Linear(config.latent_dim, math.prod(self.feat_shape))
         self.decoder = conv_up(config.channels, config.input_shape[0])
 
     def encoder_params(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        mu, logvar = self.to_params(self.encoder(x)).chunk(2, dim=1)
+        mu, logvar = self.to_params(self.encoder(x)).chunk(2, dim=1)  # (B, L) each
         return mu, logvar
 
     def decode_logits(self, z: Tensor) -> Tensor:
