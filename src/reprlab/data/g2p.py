@@ -11,6 +11,9 @@
 Batches are ``{"src": (B, S) letters, "tgt": (B, T) BOS phones EOS, "idx": (B,) word index}``, padded
 with 0 and trimmed to the longest item of the batch. The training source sorts words of similar
 length into the same batch (bucketing), which saves most of the padding.
+
+The encoding functions (``check_word``, ``encode_words``, ``encode_prons``, ``decode_phones``, ``random_batch``)
+default to these built-in alphabets and take a model's own ones (a lexicon's, :mod:`reprlab.data.lexicon`).
 """
 
 from __future__ import annotations
