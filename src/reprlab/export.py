@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from torch.export import Dim
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .data.g2p import BOS, PAD, TGT_VOCAB, random_batch
+from .data.g2p import BOS, PAD
 from .errors import CheckpointError, ConfigError, ReprlabError
 from .io import atomic_write_with, describe_os_error
 from .models.adaptation import DomainAdaptationModel
@@ -197,14 +197,14 @@ def _g2p_parts(model: G2PModel) -> dict[str, Part]:
     lstm = isinstance(model, LSTMG2P)
 
     def src(n: int, g: torch.Generator) -> tuple[Tensor]:
-        return (random_batch(n, g)["src"],)
+        return (model.example_batch(n, g)["src"],)
 
     def step_inputs(n: int, g: torch.Generator) -> tuple[Tensor, ...]:
         (s,) = src(n, g)
         with torch.no_grad():
             memory = model.encode(s)
         t = int(torch.randint(2, 6, (), generator=g))
-        prefix = torch.cat([torch.full((n, 1), BOS), torch.randint(3, len(TGT_VOCAB), (n, t - 1), generator=g)], 1)
+        prefix = torch.cat([torch.full((n, 1), BOS), torch.randint(3, model.tgt_vocab, (n, t - 1), generator=g)], 1)
         return (memory[0], s, prefix, memory[2], memory[3]) if lstm else (memory[0], s, prefix)
 
     step_names = ("memory", "src", "prefix")

@@ -11,11 +11,15 @@
 Batches are ``{"src": (B, S) letters, "tgt": (B, T) BOS phones EOS, "idx": (B,) word index}``, padded
 with 0 and trimmed to the longest item of the batch. The training source sorts words of similar
 length into the same batch (bucketing), which saves most of the padding.
+
+The encoding functions (``check_word``, ``encode_words``, ``encode_prons``, ``decode_phones``, ``random_batch``)
+default to these built-in alphabets and take a model's own ones (a lexicon's, :mod:`reprlab.data.lexicon`).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -84,17 +88,28 @@ MAX_WORD = 32  # longest word the models accept (CMUdict's longest is 28 letters
 Pron = tuple[str, ...]
 
 
-def check_word(word: str) -> str:
-    """The normalized (lower-case) word, or DataError saying what is wrong with it."""
-    w = word.strip().lower()
+def check_word(
+    word: str, graphemes: Sequence[str] | None = None, lowercase: bool = True, max_word: int = MAX_WORD
+) -> str:
+    """The normalized word (stripped, NFC, lower-cased unless ``lowercase=False``), or DataError (one line)
+    naming the word and what is wrong with it.
+
+    ``graphemes`` are the letters a model reads (None: the built-in a-z and '); ``max_word`` is the longest
+    word accepted (0: no limit)."""
+    builtin = graphemes is None or tuple(graphemes) == tuple(LETTERS)
+    w = unicodedata.normalize("NFC", word.strip())
+    w = w.lower() if lowercase else w
     if not w:
-        raise DataError("empty word; give letters a-z (and ')")
-    bad = sorted({c for c in w if not WORD_RE.fullmatch(c)})
+        raise DataError("empty word; give letters a-z (and ')" if builtin else "empty word; give a word to pronounce")
+    allowed = SRC_INDEX if builtin else set(graphemes)
+    bad = sorted({c for c in w if c not in allowed})
     if bad:
         shown = " ".join(repr(c) for c in bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
-        raise DataError(f"{_shown_word(word)} has characters outside the alphabet a-z and ': {shown}")
-    if len(w) > MAX_WORD:
-        raise DataError(f"{_shown_word(word)} has {len(w)} letters; the models accept at most {MAX_WORD}")
+        if builtin:
+            raise DataError(f"{_shown_word(word)} has characters outside the alphabet a-z and ': {shown}")
+        raise DataError(f"{_shown_word(word)} has letters not in the model's training vocabulary: {shown}")
+    if max_word and len(w) > max_word:
+        raise DataError(f"{_shown_word(word)} has {len(w)} letters; the model accepts at most {max_word}")
     return w
 
 
@@ -163,33 +178,38 @@ def standard_split() -> G2PSplit:
     return G2PSplit(train, dev, test)
 
 
-def encode_words(words: Sequence[str]) -> Tensor:
-    """(N, S) letter indices, padded with 0."""
+def encode_words(words: Sequence[str], index: dict[str, int] | None = None) -> Tensor:
+    """(N, S) letter indices, padded with 0; ``index`` maps letters to ids (None: the built-in ``SRC_INDEX``)."""
+    index = SRC_INDEX if index is None else index
     s = max((len(w) for w in words), default=1)
     out = torch.zeros(len(words), max(s, 1), dtype=torch.long)
     for i, w in enumerate(words):
-        out[i, : len(w)] = torch.tensor([SRC_INDEX[c] for c in w], dtype=torch.long)
+        out[i, : len(w)] = torch.tensor([index[c] for c in w], dtype=torch.long)
     return out
 
 
-def encode_prons(prons: Sequence[Pron]) -> Tensor:
-    """(N, T+2) phoneme indices: BOS, phones, EOS, padded with 0."""
+def encode_prons(prons: Sequence[Pron], index: dict[str, int] | None = None) -> Tensor:
+    """(N, T+2) phoneme indices: BOS, phones, EOS, padded with 0; ``index`` maps phonemes to ids
+    (None: the built-in ``TGT_INDEX``)."""
+    index = TGT_INDEX if index is None else index
     t = max((len(p) for p in prons), default=0) + 2
     out = torch.zeros(len(prons), t, dtype=torch.long)
     for i, p in enumerate(prons):
-        out[i, : len(p) + 2] = torch.tensor([BOS] + [TGT_INDEX[ph] for ph in p] + [EOS], dtype=torch.long)
+        out[i, : len(p) + 2] = torch.tensor([BOS] + [index[ph] for ph in p] + [EOS], dtype=torch.long)
     return out
 
 
-def decode_phones(ids: Sequence[int]) -> Pron:
-    """Phonemes of one output sequence, up to its first EOS (specials dropped)."""
+def decode_phones(ids: Sequence[int], symbols: Sequence[str] | None = None) -> Pron:
+    """Phonemes of one output sequence, up to its first EOS (specials dropped); ``symbols`` names each id
+    (None: the built-in ``TGT_VOCAB``)."""
+    symbols = TGT_VOCAB if symbols is None else symbols
     out = []
     for i in ids:
         i = int(i)
         if i == EOS:
             break
         if i > EOS:
-            out.append(TGT_VOCAB[i])
+            out.append(symbols[i])
     return tuple(out)
 
 
@@ -256,21 +276,44 @@ class G2PBatches:
         return {"src": self.src[idx, :s], "tgt": self.tgt[idx, :t], "idx": self.idx[idx]}
 
 
-def make_batch(words: Sequence[str], prons: Sequence[Pron]) -> Batch:
-    """A batch of given words and pronunciations (tests, examples)."""
-    return {"src": encode_words(words), "tgt": encode_prons(prons), "idx": torch.arange(len(words))}
+def make_batch(
+    words: Sequence[str],
+    prons: Sequence[Pron],
+    src_index: dict[str, int] | None = None,
+    tgt_index: dict[str, int] | None = None,
+) -> Batch:
+    """A batch of given words and pronunciations (tests, examples); the indexes default to the built-in ones."""
+    return {
+        "src": encode_words(words, src_index),
+        "tgt": encode_prons(prons, tgt_index),
+        "idx": torch.arange(len(words)),
+    }
 
 
-def random_batch(n: int, generator: torch.Generator | None = None) -> Batch:
-    """Random letter strings and phoneme strings of plausible lengths (registry smoke tests)."""
+def random_batch(
+    n: int,
+    generator: torch.Generator | None = None,
+    graphemes: Sequence[str] | None = None,
+    phonemes: Sequence[str] | None = None,
+) -> Batch:
+    """Random letter strings and phoneme strings of plausible lengths (registry smoke tests, export examples).
+
+    ``graphemes`` and ``phonemes`` are a model's alphabets (None: the built-in ones); words are drawn from
+    its alphabetic letters (a-z for the built-in one) and encoded with ids numbered as in the model."""
+    letters = LETTERS if graphemes is None else list(graphemes)
+    phones = PHONEMES if phonemes is None else list(phonemes)
+    pool = [c for c in letters if c.isalpha()] or letters
     src_len = torch.randint(2, 9, (n,), generator=generator)
     tgt_len = torch.randint(2, 9, (n,), generator=generator)
-    words = ["".join(LETTERS[int(i)] for i in torch.randint(0, 26, (int(k),), generator=generator)) for k in src_len]
-    prons = [
-        tuple(PHONEMES[int(i)] for i in torch.randint(0, len(PHONEMES), (int(k),), generator=generator))
-        for k in tgt_len
+    words = [
+        "".join(pool[int(i)] for i in torch.randint(0, len(pool), (int(k),), generator=generator)) for k in src_len
     ]
-    return make_batch(words, prons)
+    prons = [
+        tuple(phones[int(i)] for i in torch.randint(0, len(phones), (int(k),), generator=generator)) for k in tgt_len
+    ]
+    src_index = {c: i for i, c in enumerate(SPECIALS + letters)}
+    tgt_index = {p: i for i, p in enumerate(SPECIALS + phones)}
+    return make_batch(words, prons, src_index, tgt_index)
 
 
 def _describe(_: str | None) -> dict:

@@ -21,7 +21,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -31,7 +31,8 @@ from torch import Tensor
 
 from ..errors import DataError
 from ..io import atomic_write_text
-from .g2p import BOS, EOS, PAD, SPECIALS, G2PBatches
+from ..tasks import TaskData
+from .g2p import PAD, SPECIALS, G2PBatches, check_word, decode_phones, encode_prons, encode_words
 from .splits import Split, make_split
 
 Pron = tuple[str, ...]
@@ -90,12 +91,20 @@ class G2PVocab:
 
     @classmethod
     def build(cls, entries: dict[str, Sequence[Pron]], lowercase: bool = True) -> "G2PVocab":
-        """Vocabularies of the given (training) entries."""
-        return cls(
-            Vocab.build(c for w in entries for c in w),
-            Vocab.build(ph for prons in entries.values() for p in prons for ph in p),
-            lowercase,
-        )
+        """Vocabularies of the given (training) entries; DataError for a phone spelt like a special."""
+        phones = {ph for prons in entries.values() for p in prons for ph in p}
+        reserved = sorted(phones & set(SPECIALS))
+        if reserved:
+            raise DataError(
+                f"the lexicon uses {reserved[0]!r} as a phone; {', '.join(SPECIALS)} are reserved, rename that phone"
+            )
+        return cls(Vocab.build(c for w in entries for c in w), Vocab.build(phones), lowercase)
+
+    @classmethod
+    def from_alphabets(cls, graphemes: Iterable[str], phonemes: Iterable[str], lowercase: bool = True) -> "G2PVocab":
+        """The vocabularies numbering ``graphemes`` and ``phonemes`` in the order given (after the specials),
+        as a G2P model's config lists them."""
+        return cls(Vocab(SPECIALS + list(graphemes)), Vocab(SPECIALS + list(phonemes)), lowercase)
 
     @classmethod
     def builtin(cls) -> "G2PVocab":
@@ -108,44 +117,22 @@ class G2PVocab:
         w = unicodedata.normalize("NFC", word.strip())
         return w.lower() if self.lowercase else w
 
-    def check_word(self, word: str) -> str:
-        """The normalized word, or DataError (one line) naming the letters the model never saw."""
-        w = self.normalize(word)
-        if not w:
-            raise DataError("empty word; give a word to pronounce")
-        bad = self.graphemes.unknown(w)
-        if bad:
-            raise DataError(
-                f"{word!r} has letters not in the model's training vocabulary: {' '.join(repr(c) for c in bad)}"
-            )
-        return w
+    def check_word(self, word: str, max_word: int = 0) -> str:
+        """The normalized word, or DataError (one line) naming the word and the letters the model never saw
+        (and, with ``max_word``, a word longer than that)."""
+        return check_word(word, self.graphemes.words, self.lowercase, max_word)
 
     def encode_words(self, words: Sequence[str]) -> Tensor:
         """(N, S) grapheme ids, padded with 0 (words must be normalized and checked)."""
-        s = max((len(w) for w in words), default=1)
-        out = torch.zeros(len(words), max(s, 1), dtype=torch.long)
-        for i, w in enumerate(words):
-            out[i, : len(w)] = torch.tensor(self.graphemes.encode(w), dtype=torch.long)
-        return out
+        return encode_words(words, self.graphemes.index)
 
     def encode_prons(self, prons: Sequence[Pron]) -> Tensor:
         """(N, T+2) phoneme ids: BOS, phones, EOS, padded with 0."""
-        t = max((len(p) for p in prons), default=0) + 2
-        out = torch.zeros(len(prons), t, dtype=torch.long)
-        for i, p in enumerate(prons):
-            out[i, : len(p) + 2] = torch.tensor([BOS, *self.phonemes.encode(p), EOS], dtype=torch.long)
-        return out
+        return encode_prons(prons, self.phonemes.index)
 
     def decode_phones(self, ids: Sequence[int]) -> Pron:
         """Phonemes of one output sequence, up to its first EOS (specials dropped)."""
-        out = []
-        for i in ids:
-            i = int(i)
-            if i == EOS:
-                break
-            if i > EOS:
-                out.append(self.phonemes.symbols[i])
-        return tuple(out)
+        return decode_phones(ids, self.phonemes.symbols)
 
     def to_dict(self) -> dict:
         return {
@@ -367,6 +354,88 @@ def open_lexicon(
     return LexiconData(lex, train, dev, test, v, sp, lexicon_fingerprint(lex.entries), excluded)
 
 
+# ----------------------------------------------------------------------------------------------- task
+
+
+@dataclass
+class LexiconTask(TaskData):
+    """:class:`~reprlab.tasks.TaskData` of a lexicon, with the split lexicon itself: ``data.vocab`` (what the
+    model was given in ``model_defaults``) and ``data.record()`` (path, fingerprint, split, counts, vocabulary:
+    what a run stores so ``eval`` and ``--resume`` find the same data again)."""
+
+    data: LexiconData | None = field(default=None, repr=False)
+
+
+DEFAULT_MAX_LEN = 64  # the G2P models' default max_len
+
+
+def lexicon_task_data(
+    path: str | Path,
+    batch_size: int,
+    shuffle_seed: int = 0,
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.1,
+    val_fraction: float = 0.05,
+    lowercase: bool = True,
+    strip_stress: bool = False,
+    limit: int = 0,
+    vocab: G2PVocab | dict | None = None,
+    eval_batch_size: int = 512,
+) -> LexiconTask:
+    """The ``g2p`` task's data from a lexicon file, as :func:`reprlab.data.g2p.g2p_task` gives it for CMUdict.
+
+    * ``train``: every pronunciation of the training words, length-bucketed, shuffled with ``shuffle_seed``
+      (the trainer's seed), the first ``limit`` words only if ``limit``;
+    * ``val``/``test``: the dev/test words with their first pronunciation (``references`` hold all of them,
+      for WER/PER), without the words whose letters or phones training never shows; None when empty;
+    * ``model_defaults``: ``graphemes``, ``phonemes`` and ``lowercase`` of the vocabulary, and a ``max_len``
+      that covers the longest word twice over and the longest pronunciation (at least the models' 64);
+    * ``data``: the :class:`LexiconData` (its ``record()`` goes into the run).
+
+    ``seed``, ``test_fraction`` and ``val_fraction`` make the split by word (the ``--data.*`` options of a
+    lexicon have these names, so ``**spec.options`` can be passed as they are). ``vocab`` (a run's saved one, or
+    ``model.vocab`` of a loaded run) encodes the data instead of the training words' vocabulary, and decides
+    lower-casing; a training word it cannot encode means the lexicon changed since the run: DataError.
+    """
+    if vocab is not None:
+        vocab = G2PVocab.from_dict(vocab) if isinstance(vocab, dict) else vocab
+        lowercase = vocab.lowercase
+    data = open_lexicon(path, test_fraction, val_fraction, seed, lowercase, strip_stress, vocab)
+    v = data.vocab
+    if vocab is not None:
+        for w, prons in data.train.items():
+            unseen = v.graphemes.unknown(w) + [ph for p in prons for ph in v.phonemes.unknown(p)]
+            if unseen:
+                raise DataError(
+                    f"{data.lexicon.path}: the training word {w!r} has {' '.join(map(repr, unseen[:5]))}, "
+                    "which the run's vocabulary lacks; the lexicon changed since the run was trained "
+                    "(use the lexicon it was trained on, or train a new run)"
+                )
+    train = data.batches("train", batch_size, seed=shuffle_seed, limit=limit)
+    parts = {}
+    for name in ("dev", "test"):
+        kept = len(data.part(name)) - len(data.excluded[name])
+        parts[name] = data.batches(name, eval_batch_size) if kept else None
+    entries = data.lexicon.entries
+    longest_word = max(len(w) for w in entries)
+    longest_pron = max(len(p) for prons in entries.values() for p in prons)
+    defaults = {
+        "graphemes": "".join(v.graphemes.words),
+        "phonemes": list(v.phonemes.words),
+        "lowercase": v.lowercase,
+        "max_len": max(DEFAULT_MAX_LEN, 2 * longest_word, longest_pron + 2),
+    }
+    left_out = sum(len(x) for x in data.excluded.values())
+    summary = (
+        f"lexicon {data.lexicon.path.name}: {len(train.words)} train words ({len(train)} pronunciations) / "
+        f"{len(parts['dev'].words) if parts['dev'] else 0} dev / {len(parts['test'].words) if parts['test'] else 0} "
+        f"test words (split by word, seed {seed}); {len(v.graphemes.words)} letters, {len(v.phonemes.words)} phonemes"
+        + (f"; {left_out} dev/test words left out (letters or phones unseen in training)" if left_out else "")
+    )
+    return LexiconTask(train, parts["dev"], parts["test"], defaults, summary, data)
+
+
 __all__ = [
     "Vocab",
     "G2PVocab",
@@ -377,4 +446,6 @@ __all__ = [
     "split_lexicon",
     "open_lexicon",
     "lexicon_fingerprint",
+    "LexiconTask",
+    "lexicon_task_data",
 ]

@@ -6,6 +6,11 @@ A G2P model implements ``encode(src) -> memory`` (any object) and
 ``decode_step(memory, src, ys, state) -> (logits (B, V), state)``: the default re-runs
 ``decode_logits`` on the whole prefix; the models override it with an incremental state (the
 Transformer's key/value cache, the LSTM's (h, c)), so each step costs one position, not t.
+
+A model's alphabets are part of its config (``graphemes``, ``phonemes``, ``lowercase``; by default the
+built-in CMUdict ones: a-z and ', and the 39 ARPAbet phonemes). The embedding and output sizes follow from
+them (the symbols plus the three specials), and a run's config.json carries them, so a loaded run encodes
+and decodes with the vocabulary it was trained on.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..config import _check
-from ..data.g2p import BOS, EOS, PAD, TGT_VOCAB, check_word, decode_phones, encode_words, random_batch
+from ..data.g2p import BOS, EOS, LETTERS, MAX_WORD, PAD, PHONEMES, SPECIALS, check_word, random_batch
+from ..data.lexicon import G2PVocab
 from ..errors import ConfigError, DataError
 from ..metrics.edit import wer_per
 from .base import ReprModel
@@ -26,11 +32,18 @@ from .base import ReprModel
 
 @dataclass(frozen=True)
 class G2PTrainingConfig:
-    """The config fields both G2P models share (their own fields come after these)."""
+    """The config fields both G2P models share (their own fields come after these).
+
+    ``graphemes`` holds the letters the model reads, one character each, in id order (ids start at 3,
+    after ``<pad>``, ``<s>``, ``</s>``); ``phonemes`` the symbols it writes, likewise. ``lowercase``: words
+    are lower-cased before they are read (they are always stripped and NFC-normalised)."""
 
     dropout: float = 0.1
     label_smoothing: float = 0.1
     max_len: int = 64  # longest sequence the model decodes (and the positional table covers)
+    graphemes: str = "".join(LETTERS)
+    phonemes: tuple[str, ...] = tuple(PHONEMES)
+    lowercase: bool = True
 
     def __post_init__(self) -> None:
         _check(0 <= self.dropout < 1, f"model.dropout must be in [0, 1), got {self.dropout}")
@@ -39,12 +52,27 @@ class G2PTrainingConfig:
             self.max_len >= 40,
             f"model.max_len must be >= 40 (CMUdict's longest word has 28 letters), got {self.max_len}",
         )
+        _check(len(self.graphemes) >= 1, "model.graphemes is empty; give the letters the model reads")
+        twice = sorted({c for c in self.graphemes if self.graphemes.count(c) > 1})
+        _check(not twice, f"model.graphemes lists {twice[0] if twice else ''!r} more than once; give each letter once")
+        _check(len(self.phonemes) >= 1, "model.phonemes is empty; give the phonemes the model writes")
+        for ph in self.phonemes:
+            _check(
+                bool(ph) and not any(c.isspace() for c in ph) and ph not in SPECIALS,
+                f"model.phonemes holds {ph!r}; a phoneme is a non-empty symbol without blanks, not one of {SPECIALS}",
+            )
+        twice = sorted({ph for ph in self.phonemes if self.phonemes.count(ph) > 1})
+        _check(not twice, f"model.phonemes lists {twice[0] if twice else ''!r} more than once; give each phoneme once")
 
 
 class G2PModel(ReprModel):
     """Base of the G2P models: teacher-forced cross-entropy with label smoothing, and decoding."""
 
-    tgt_vocab = len(TGT_VOCAB)
+    def __init__(self, config: G2PTrainingConfig):
+        super().__init__(config)
+        self.vocab = G2PVocab.from_alphabets(config.graphemes, config.phonemes, config.lowercase)
+        self.src_vocab = len(self.vocab.graphemes)  # embedding rows: the letters and the specials
+        self.tgt_vocab = len(self.vocab.phonemes)  # output classes: the phonemes and the specials
 
     def encode(self, src: Tensor) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -87,7 +115,7 @@ class G2PModel(ReprModel):
         return {"loss": loss, "nll": nll, "token_acc": acc}
 
     def example_batch(self, n: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        return random_batch(n, generator)
+        return random_batch(n, generator, self.config.graphemes, self.config.phonemes)
 
     # ------------------------------------------------------------------ decoding
     @torch.no_grad()
@@ -150,17 +178,28 @@ class G2PModel(ReprModel):
             ids = self.greedy(src, max_len) if beam == 1 else self.beam(src, beam, max_len)
         finally:
             self.train(was)
-        return [decode_phones(row.tolist()) for row in ids]
+        return [self.vocab.decode_phones(row.tolist()) for row in ids]
+
+    def max_word(self) -> int:
+        """The longest word (in letters) :meth:`predict` accepts."""
+        return max(MAX_WORD, self.config.max_len // 2)
+
+    def check_word(self, word: str) -> str:
+        """``word`` stripped, NFC-normalised and lower-cased (unless the model is case-sensitive), or a
+        one-line DataError naming the word and the letters outside the model's graphemes (or its length)."""
+        return check_word(word, self.vocab.graphemes.words, self.vocab.lowercase, self.max_word())
 
     def predict(self, words: Sequence[str], beam: int = 1, batch_size: int = 512) -> list[tuple[str, ...]]:
-        """ARPAbet pronunciations of ``words`` (DataError for a word outside the alphabet)."""
-        clean = [check_word(w) for w in words]
+        """Pronunciations of ``words`` in the model's phonemes (ARPAbet by default); DataError naming the first
+        word the model cannot read (a letter outside its graphemes, or too long)."""
+        clean = [self.check_word(w) for w in words]
         order = sorted(range(len(clean)), key=lambda i: len(clean[i]))  # similar lengths decode together
         out: list[tuple[str, ...]] = [()] * len(clean)
         dev = next(self.parameters()).device
         for i in range(0, len(order), batch_size):
             chunk = order[i : i + batch_size]
-            for j, pron in zip(chunk, self.decode_ids(encode_words([clean[j] for j in chunk]).to(dev), beam)):
+            src = self.vocab.encode_words([clean[j] for j in chunk]).to(dev)
+            for j, pron in zip(chunk, self.decode_ids(src, beam)):
                 out[j] = pron
         return out
 

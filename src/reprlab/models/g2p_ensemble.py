@@ -32,7 +32,15 @@ class G2PEnsemble(G2PModel):
                 raise ConfigError(
                     f"an ensemble member must be a G2P model, got {getattr(m, 'registry_name', type(m).__name__)}"
                 )
-        super().__init__(members[0].config)
+        first = members[0]
+        for i, m in enumerate(members[1:], 2):
+            if m.vocab != first.vocab:
+                raise ConfigError(
+                    f"ensemble members must share their vocabularies, but member {i} ({m.registry_name or 'G2P'}) "
+                    f"differs from the first: {_vocab_difference(first.vocab, m.vocab)}; "
+                    "ensemble only runs trained on the same lexicon"
+                )
+        super().__init__(first.config)
         self.members = nn.ModuleList(members)
 
     def encode(self, src: Tensor) -> tuple:
@@ -61,8 +69,25 @@ class G2PEnsemble(G2PModel):
     def default_max_len(self, src: Tensor) -> int:
         return min(m.default_max_len(src) for m in self.members)
 
+    def max_word(self) -> int:
+        return min(m.max_word() for m in self.members)
+
     def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         raise ConfigError("a G2P ensemble only decodes; train its members one at a time")
+
+
+def _vocab_difference(a, b) -> str:
+    """What differs between two G2PVocabs, briefly (for the error line)."""
+    if a.lowercase != b.lowercase:
+        return "one lower-cases words, the other does not"
+    for what, x, y in (
+        ("letters", a.graphemes.words, b.graphemes.words),
+        ("phonemes", a.phonemes.words, b.phonemes.words),
+    ):
+        if x != y:
+            only = [s for s in y if s not in x][:3] or [s for s in x if s not in y][:3]
+            return f"their {what} differ" + (f", e.g. {' '.join(map(repr, only))}" if only else " in order")
+    return "their vocabularies differ"
 
 
 __all__ = ["G2PEnsemble"]

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..config import _check
-from ..data.g2p import PAD, SRC_VOCAB, TGT_VOCAB
+from ..data.g2p import PAD
 from ..registry import register_model
 from .g2p_base import G2PModel, G2PTrainingConfig
 
@@ -41,8 +41,8 @@ class LSTMG2P(G2PModel):
     def __init__(self, config: LSTMG2PConfig):
         super().__init__(config)
         e, h, n, p = config.emb, config.hidden, config.layers, config.dropout
-        self.src_emb = nn.Embedding(len(SRC_VOCAB), e, padding_idx=PAD)
-        self.tgt_emb = nn.Embedding(len(TGT_VOCAB), e, padding_idx=PAD)
+        self.src_emb = nn.Embedding(self.src_vocab, e, padding_idx=PAD)
+        self.tgt_emb = nn.Embedding(self.tgt_vocab, e, padding_idx=PAD)
         self.enc = nn.LSTM(e, h // 2, n, batch_first=True, bidirectional=True, dropout=p if n > 1 else 0.0)
         self.bridge_h = nn.Linear(h, h)
         self.bridge_c = nn.Linear(h, h)
@@ -50,7 +50,7 @@ class LSTMG2P(G2PModel):
         self.score = nn.Linear(h, h, bias=False)  # W in h_t^T W e_s
         self.combine = nn.Linear(2 * h, h)
         self.drop = nn.Dropout(p)
-        self.head = nn.Linear(h, len(TGT_VOCAB))
+        self.head = nn.Linear(h, self.tgt_vocab)
         self.last_weights: Tensor | None = None
 
     def encode(self, src: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:

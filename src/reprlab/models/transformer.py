@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import _check
-from ..data.g2p import PAD, SRC_VOCAB, TGT_VOCAB
+from ..data.g2p import PAD
 from ..registry import register_model
 from .g2p_base import G2PModel, G2PTrainingConfig
 
@@ -240,8 +240,8 @@ class TransformerG2P(G2PModel):
     def __init__(self, config: TransformerG2PConfig):
         super().__init__(config)
         d, pre = config.d_model, config.norm == "pre"
-        self.src_emb = nn.Embedding(len(SRC_VOCAB), d, padding_idx=PAD)
-        self.tgt_emb = nn.Embedding(len(TGT_VOCAB), d, padding_idx=PAD)
+        self.src_emb = nn.Embedding(self.src_vocab, d, padding_idx=PAD)
+        self.tgt_emb = nn.Embedding(self.tgt_vocab, d, padding_idx=PAD)
         self.pos = SinusoidalPositions(d, config.max_len)
         self.drop = nn.Dropout(config.dropout)
         args = (d, config.n_heads, config.ff, config.dropout, pre, config.sdpa, config.attn_dropout, config.ff_dropout)
@@ -250,7 +250,7 @@ class TransformerG2P(G2PModel):
         # pre-norm stacks end with a LayerNorm (their residual stream is never normalized otherwise)
         self.enc_norm = nn.LayerNorm(d) if pre else nn.Identity()
         self.dec_norm = nn.LayerNorm(d) if pre else nn.Identity()
-        self.head = nn.Linear(d, len(TGT_VOCAB))
+        self.head = nn.Linear(d, self.tgt_vocab)
         # embeddings start at std d^-1/2, so after the sqrt(d) scaling they are unit-sized like the
         # positions; torch's N(0, 1) default would make them sqrt(d) times larger and drown the positions
         for emb in (self.src_emb, self.tgt_emb):
