@@ -213,11 +213,6 @@ def test_cli_g2p_pronounces_with_the_runs_vocabulary(trained, cli):
     assert out.split()[1:] == list(model.predict([ascii_word])[0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="commands/g2p.py still checks words against the built-in a-z alphabet (data.g2p.check_word) before "
-    "model.predict; it must call model.check_word(w) instead",
-)
 def test_cli_g2p_reads_the_runs_non_ascii_letters(trained, cli):
     _, task, run, model = trained
     word = next(w for w in task.train.words if not w.isascii())

@@ -45,8 +45,7 @@ from .models.adaptation import DomainAdaptationModel
 from .models.classifier import Classifier
 from .models.g2p_base import G2PModel
 from .models.gan import DCGAN
-from .models.pretraining import AELayer, StackedClassifier
-from .models.rbm import RBM
+from .models.pretraining import StackedClassifier
 from .models.seq2seq_lstm import LSTMG2P
 from .train.checkpoint import WEIGHTS
 
@@ -81,13 +80,7 @@ class Decoder(_Wrapper):
     """code (B, K) -> x_hat (B, C, H, W): the decoder's mean (a GAN's images in [0, 1])."""
 
     def forward(self, z: Tensor) -> Tensor:
-        m = self.model
-        # the stack layers have no decode(); their decoders, written out, as their forward() uses them
-        if isinstance(m, RBM):
-            return m.visible_probs(z).view(-1, *m.config.input_shape)
-        if isinstance(m, AELayer):
-            return torch.sigmoid(m.decoder(z)).view(-1, *m.config.input_shape)
-        return m.decode(z)
+        return self.model.decode(z)
 
 
 class Logits(_Wrapper):
@@ -162,7 +155,7 @@ def parts(model: nn.Module) -> dict[str, Part]:
         return {"generator": generator, "decoder": generator}
     if isinstance(model, (Classifier, StackedClassifier, DomainAdaptationModel)):
         return {"model": _image_part(model, Logits(model), "logits")}
-    if hasattr(model, "encode") and (hasattr(model, "decode") or isinstance(model, (RBM, AELayer))):
+    if hasattr(model, "encode") and hasattr(model, "decode"):
         return {"encoder": _image_part(model, Encoder(model), "code"), "decoder": _decoder(model)}
     return {}
 

@@ -49,7 +49,6 @@ def _read_words(path: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.g2p import check_word
     from ..errors import ConfigError, DataError
     from ..models.g2p_base import G2PModel
     from ..train.checkpoint import load_run
@@ -62,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"{args.run} holds a {getattr(model, 'registry_name', '?')} model; reprlab g2p needs g2p_transformer or g2p_lstm"
         )
+    check_word = model.check_word  # the run's own vocabulary (ensemble members share it)
     if args.ensemble:
         model = g2p_ensemble(model, args.run, args.ensemble)
     good, bad = [], 0
