@@ -50,9 +50,7 @@ def test_logger_names_parse_and_tensorboard_false_removes_it():
         build(TrainerConfig, {"loggers": "csv,neptune"})
 
 
-@pytest.mark.parametrize(
-    "loggers, folders", [("csv,tensorboard", {"logs", "tb"}), ("csv", {"logs"}), ("none", set())]
-)
+@pytest.mark.parametrize("loggers, folders", [("csv,tensorboard", {"logs", "tb"}), ("csv", {"logs"}), ("none", set())])
 def test_builtin_loggers_write_only_what_is_selected(tmp_path, loggers, folders):
     seed_everything(0)
     m = create_model("ae_mlp", input_shape=(1, 4, 4), code_dim=2, hidden=(4,))
