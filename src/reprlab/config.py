@@ -260,8 +260,7 @@ class TrainerConfig:
     max_steps: int = 0  # stop after this many optimizer steps; 0 = no limit
     progress: bool = True
     tensorboard: bool = True  # false removes tensorboard from loggers (kept for older configs)
-    loggers: tuple[str, ...] = ("csv", "tensorboard")  # experiment loggers, comma-separated: csv, tensorboard,
-    # mlflow, wandb (the last two need pip install 'reprlab[mlflow]' / 'reprlab[wandb]'); none for no loggers
+    loggers: tuple[str, ...] = ("csv", "tensorboard")  # comma list of csv, tensorboard, mlflow, wandb; or none
     threads: int = 0  # torch intra-op threads per process; 0 = leave torch's default
     lr_schedule: Literal["constant", "cosine"] = (
         "constant"  # after warm-up: keep lr, or cosine-decay it to 0 at the end of the last epoch
