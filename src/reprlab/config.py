@@ -326,8 +326,9 @@ class TrainerConfig:
     accelerator: Literal["cpu", "auto"] = "cpu"  # auto: a GPU when there is one
     checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0 = only at epoch ends
     max_steps: int = 0  # stop after this many optimizer steps; 0 = no limit
-    progress: bool = True  # rich progress bars on stderr
-    tensorboard: bool = True  # TensorBoard events in RUN/tb
+    progress: bool = True  # rich progress bars on stderr (else one line per finished stage)
+    tensorboard: bool = True  # false removes tensorboard from loggers (kept for older configs)
+    loggers: tuple[str, ...] = ("csv", "tensorboard")  # comma list of csv, tensorboard, mlflow, wandb; or none
     threads: int = 0  # torch intra-op threads per process; 0 = leave torch's default
     lr_schedule: Literal["constant", "cosine"] = (
         "constant"  # after warm-up: keep lr, or cosine-decay it to 0 at the end of the last epoch
@@ -356,6 +357,27 @@ class TrainerConfig:
         _check(self.accumulate >= 1, f"trainer.accumulate must be >= 1, got {self.accumulate}")
         if self.early_stop is not None:
             parse_early_stop(self.early_stop)
+        object.__setattr__(self, "loggers", parse_loggers(self.loggers))
+
+
+LOGGERS = ("csv", "tensorboard", "mlflow", "wandb")
+
+
+def parse_loggers(names: Any) -> tuple[str, ...]:
+    """``"csv, MLflow"`` or ``["csv", "mlflow"]`` -> ``("csv", "mlflow")``: lower-cased, each once, in order;
+    ``"none"`` (or nothing) is no logger. An unknown name is a ConfigError that lists the known ones."""
+    if isinstance(names, str):
+        names = names.split(",")
+    out = tuple(dict.fromkeys(str(n).strip().lower() for n in names if str(n).strip()))
+    if out == ("none",):
+        return ()
+    for n in out:
+        _check(
+            n in LOGGERS,
+            f"trainer.loggers: unknown logger {n!r}; choose from {', '.join(LOGGERS)}, comma-separated "
+            "(e.g. --trainer.loggers=csv,mlflow), or none",
+        )
+    return out
 
 
 def parse_early_stop(text: str) -> tuple[str, int, str]:

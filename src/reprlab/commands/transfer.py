@@ -56,8 +56,8 @@ def register(sub) -> None:
     )
     src.add_argument(
         "--backbone",
-        choices=["small_cnn", "resnet18"],
-        help="backbone for --weights or scratch (default resnet18 with --weights)",
+        metavar="small_cnn|resnet18|timm:NAME",
+        help="backbone for --weights or scratch (default resnet18 with --weights); timm:NAME is any timm model",
     )
     src.add_argument("--width", type=positive_int, help="small_cnn width for --weights or scratch (default 32)")
     src.add_argument(
@@ -66,6 +66,13 @@ def register(sub) -> None:
         default=True,
         metavar="true|false",
         help="with false, load the backbone tensors that match and list the rest (default true)",
+    )
+    src.add_argument(
+        "--weights-min-match",
+        type=float,
+        default=0.9,
+        metavar="FRACTION",
+        help="refuse a --weights file that matches fewer than this share of the backbone's tensors (default 0.9)",
     )
     tgt = p.add_argument_group("target")
     tgt.add_argument("--target", required=True, help="target dataset (see 'reprlab datasets')")
@@ -237,7 +244,7 @@ def _source_model(args, in_shape: tuple[int, ...]):
         state, where = imagenet_resnet18_state_dict(), "torchvision ImageNet ResNet-18"
     else:
         state, where = read_state_dict(args.weights), args.weights
-    rep = load_backbone_weights(src, state, strict=args.strict, where=where)
+    rep = load_backbone_weights(src, state, strict=args.strict, where=where, min_match=args.weights_min_match)
     return src, {}, f"weights from {where}: {rep.summary()}"
 
 

@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import _check
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..registry import register_model
-from .backbones import BACKBONE_BLOCKS, make_backbone
+from .backbones import BACKBONE_BLOCKS, BUILTIN, STEMS, check_image_size, make_backbone, timm_name
 from .base import ReprModel
 
 MODES = ("scratch", "frozen", "last-k", "all")
@@ -34,8 +34,9 @@ FEATURE_KINDS = ("pooled", "spatial")  # frozen features for a classical head: s
 class ClassifierConfig:
     input_shape: tuple[int, ...] = (1, 28, 28)
     num_classes: int = 10
-    backbone: Literal["small_cnn", "resnet18"] = "small_cnn"
+    backbone: str = "small_cnn"  # small_cnn, resnet18, or timm:NAME (any timm model, pip install 'reprlab[timm]')
     width: int = 32  # small_cnn: channels of the first block (doubled in each next one)
+    stem: Literal["auto", "small", "imagenet"] = "auto"  # resnet18: auto = the ImageNet stem from 64 px on
     mode: Literal["scratch", "frozen", "last-k", "all"] = "scratch"
     unfreeze: int = 1  # blocks trained in mode last-k, counted from the last
     backbone_lr_mult: float = 0.1  # backbone lr = lr * this, in modes last-k and all
@@ -45,25 +46,37 @@ class ClassifierConfig:
         _check(self.num_classes >= 2, f"model.num_classes must be >= 2, got {self.num_classes}")
         _check(self.width >= 1, f"model.width must be >= 1, got {self.width}")
         _check(self.backbone_lr_mult > 0, f"model.backbone_lr_mult must be > 0, got {self.backbone_lr_mult}")
-        if self.backbone == "resnet18":
-            _check(
-                self.input_shape[0] in (1, 3), f"the resnet18 backbone takes 1 or 3 channels, got {self.input_shape[0]}"
-            )
-        n = BACKBONE_BLOCKS[self.backbone]
+        _check(self.stem in STEMS, f"model.stem must be one of {', '.join(STEMS)}, got {self.stem!r}")
+        tname = timm_name(self.backbone)
+        _check(
+            self.backbone in BUILTIN or bool(tname and tname.strip()),
+            f"model.backbone must be small_cnn, resnet18 or timm:NAME (a timm model), got {self.backbone!r}",
+        )
+        if tname is None:
+            check_image_size(self.backbone, tuple(self.input_shape), self.stem)
+        n = BACKBONE_BLOCKS.get(self.backbone)
         if self.mode == "last-k":
+            _check(self.unfreeze >= 1, f"model.unfreeze must be >= 1, got {self.unfreeze}")
             _check(
-                1 <= self.unfreeze <= n,
-                f"model.unfreeze={self.unfreeze} but the {self.backbone} backbone has {n} blocks; choose 1..{n} (or mode all)",
+                n is None or self.unfreeze <= n,
+                f"model.unfreeze={self.unfreeze} but the {self.backbone} backbone has {n} blocks; "
+                f"choose 1..{n} (or mode all)",
             )
 
 
 @register_model("classifier", config=ClassifierConfig)
 class Classifier(ReprModel):
-    """Image classifier: a backbone (small CNN or ResNet-18) and a linear head, with a freeze policy."""
+    """Image classifier: a backbone (small CNN, ResNet-18 or a timm model) and a linear head, with a freeze policy."""
 
     def __init__(self, config: ClassifierConfig):
         super().__init__(config)
-        self.backbone = make_backbone(config.backbone, config.input_shape[0], config.width)
+        self.backbone = make_backbone(config.backbone, tuple(config.input_shape), config.width, config.stem)
+        n = len(self.backbone.blocks())
+        if config.mode == "last-k" and config.unfreeze > n:
+            raise ConfigError(
+                f"model.unfreeze={config.unfreeze} but the {config.backbone} backbone has {n} blocks; "
+                f"choose 1..{n} (or mode all)"
+            )
         self.head = nn.Linear(self.backbone.num_features, config.num_classes)
         # the head sees standardized features; identity until standardize_features() measures a target
         self.register_buffer("feature_mean", torch.zeros(self.backbone.num_features))
@@ -75,13 +88,16 @@ class Classifier(ReprModel):
     def num_features(self) -> int:
         return self.backbone.num_features
 
-    def forward_features(self, x: Tensor) -> Tensor:
+    def _check_input(self, x: Tensor) -> None:
         if tuple(x.shape[1:]) != tuple(self.config.input_shape):
             # both backbones would run on other sizes (global pooling) and quietly give wrong answers
             have, want = "x".join(map(str, x.shape[1:])), "x".join(map(str, self.config.input_shape))
             raise DataError(
                 f"images are {have} but the classifier takes {want}; resize them first (reprlab transfer --resize)"
             )
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        self._check_input(x)
         return self.backbone(x)  # (B, F)
 
     def forward_head(self, features: Tensor) -> Tensor:
@@ -173,7 +189,7 @@ class Classifier(ReprModel):
         where things are; for a target whose classes differ in shape (sandal, sneaker, ankle boot) the coarse
         layout and the earlier block carry much of what a classical head on frozen features can use.
         """
-        self.forward_features(x[:0])  # the same input-shape check
+        self._check_input(x)
         outs = self.backbone.forward_blocks(x)[-2:]
         return torch.cat([F.adaptive_avg_pool2d(o, 2).flatten(1) for o in outs], 1)
 

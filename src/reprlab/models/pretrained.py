@@ -1,9 +1,11 @@
-"""Pre-trained backbone weights: torchvision-format state dicts from a local file (or torch hub's cached copy).
+"""Pre-trained backbone weights: torchvision- or timm-format state dicts from a local file (or torch hub's cached copy).
 
 A *torchvision-format* state dict names backbone tensors as torchvision does (``conv1.weight``,
-``layer1.0.bn1.running_var``, ...) and the classification head as ``fc.weight`` / ``fc.bias``.
-:func:`load_backbone_weights` checks every key and shape against the model and reports what was
-loaded, skipped (shape mismatch), re-initialized (missing from the file) and ignored (unknown).
+``layer1.0.bn1.running_var``, ...) and the classification head as ``fc.weight`` / ``fc.bias``; a timm
+file (``timm:NAME`` backbones) uses timm's names, its head being the model's ``pretrained_cfg["classifier"]``.
+:func:`load_backbone_weights` checks every key and shape against the model, refuses a file that matches
+fewer than 90% of the backbone's tensors, and reports what was loaded, skipped (shape mismatch),
+re-initialized (missing from the file) and ignored (unknown).
 Files are read without unpickling arbitrary objects: safetensors, or ``torch.load(weights_only=True)``;
 a file from the torch hub cache must also match the sha256 prefix in its name before it is read.
 """
@@ -11,6 +13,7 @@ a file from the torch hub cache must also match the sha256 prefix in its name be
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -19,9 +22,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 
 HEAD_PREFIX = "fc."
+MIN_MATCH = 0.9  # the share of the backbone's tensors a weights file must match (by name and shape) to load
+_COUNTER = "num_batches_tracked"  # BatchNorm's step counter: not a weight, absent from older torchvision files
 # the URL torchvision's ResNet18_Weights.IMAGENET1K_V1 downloads from, for users on an offline machine
 IMAGENET_RESNET18_FILE = "resnet18-f37072fd.pth"
 IMAGENET_RESNET18_URL = "https://download.pytorch.org/models/" + IMAGENET_RESNET18_FILE
@@ -159,15 +164,25 @@ class LoadReport:
         return "; ".join(parts)
 
 
-def load_backbone_weights(model, state: dict[str, Tensor], strict: bool = True, where: str = "weights") -> LoadReport:
-    """Copy a torchvision-format ``state`` into ``model.backbone``; the head (``fc.*``) is never loaded.
+def load_backbone_weights(
+    model, state: dict[str, Tensor], strict: bool = True, where: str = "weights", min_match: float = MIN_MATCH
+) -> LoadReport:
+    """Copy a torchvision- or timm-format ``state`` into ``model.backbone``; the head (``fc.*``, or the timm
+    model's classifier keys) is never loaded.
 
-    ``strict``: any missing, unknown or mis-shaped backbone key is an error. Otherwise the matching
-    tensors load and the report lists the rest. No matching key at all is always an error.
+    A file that matches (by name and shape) fewer than ``min_match`` of the backbone's tensors is refused
+    with the counts that matched, were missing and were unexpected: it is another architecture, and loading
+    its few matching tensors would leave a mostly random backbone that claims to be pre-trained. BatchNorm's
+    ``num_batches_tracked`` counters are not weights: a file without them (torchvision's ImageNet files) is
+    not missing anything. ``strict``: on top of that, any missing, unknown or mis-shaped backbone key is an
+    error. Otherwise the matching tensors load and the report lists the rest.
     """
+    if not 0 < min_match <= 1:
+        raise ConfigError(f"--weights-min-match must be a fraction in (0, 1], got {min_match}")
     own = model.backbone.state_dict()
+    heads = (HEAD_PREFIX, *getattr(model.backbone, "head_prefixes", ()))
     rep = LoadReport()
-    body = {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIX)}
+    body = {k: v for k, v in state.items() if not k.startswith(heads)}
     for k, v in body.items():
         if k not in own:
             rep.ignored.append(k)
@@ -175,22 +190,33 @@ def load_backbone_weights(model, state: dict[str, Tensor], strict: bool = True, 
             rep.skipped.append(f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}")
         else:
             rep.loaded.append(k)
-    rep.reinitialized = [k for k in own if k not in body]
+    rep.reinitialized = [k for k in own if k not in body and not k.endswith(_COUNTER)]
+    name = model.config.backbone
     if not rep.loaded:
         raise CheckpointError(
-            f"{where} has no tensors that match the {model.config.backbone} backbone by name and shape "
-            f"(file keys look like {sorted(state)[:2]}, the backbone's like {list(own)[:2]}); is it the right file and --backbone?"
+            f"{where} has no tensors that match the {name} backbone by name and shape "
+            f"(file keys look like {sorted(state)[:2]}, the backbone's like {list(own)[:2]}); "
+            "is it the right file and --backbone?"
+        )
+    wanted = [k for k in own if k in body or not k.endswith(_COUNTER)]
+    share = len(rep.loaded) / len(wanted)
+    if share < min_match:
+        lower = math.floor(share * 100) / 100
+        raise CheckpointError(
+            f"{where} matches only {len(rep.loaded)} of the {len(wanted)} tensors of the {name} backbone by name and "
+            f"shape ({share:.0%}, below {min_match:.0%}): {len(rep.loaded)} matched, {len(rep.reinitialized)} missing "
+            f"from the file, {len(rep.ignored)} unexpected in the file, {len(rep.skipped)} with other shapes; "
+            f"is it the right file and --backbone? (--weights-min-match {lower:g} loads it anyway)"
         )
     if strict and (rep.skipped or rep.reinitialized or rep.ignored):
         raise CheckpointError(
-            f"{where} does not match the {model.config.backbone} backbone: {rep.summary()}; "
+            f"{where} does not match the {name} backbone: {rep.summary()}; "
             "pass --strict false to load the matching part and re-initialize the rest"
         )
     own.update({k: body[k] for k in rep.loaded})
     model.backbone.load_state_dict(own, strict=True)
+    head_w = next((state[p + "weight"] for p in heads if p + "weight" in state), None)
     rep.head = f"head re-initialized for {model.config.num_classes} classes" + (
-        f" (the file's head {tuple(state[HEAD_PREFIX + 'weight'].shape)} is not used)"
-        if HEAD_PREFIX + "weight" in state
-        else ""
+        f" (the file's head {tuple(head_w.shape)} is not used)" if head_w is not None else ""
     )
     return rep

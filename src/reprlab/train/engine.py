@@ -9,7 +9,7 @@ one :class:`OptimizerStep` per optimizer, so clipping and the schedule still com
 
 Callers extend the loop with :class:`Callback` objects (fit start, step end, epoch end, a stop
 condition), never by patching a model. The engine also gives every model: seeding (bitwise reproducible
-on CPU), rich progress bars, CSV and TensorBoard logs, evaluation every epoch, early stopping on a
+on CPU), rich progress bars, CSV/TensorBoard/MLflow/W&B logs, evaluation every epoch, early stopping on a
 validation metric, an atomically written and locked run directory, exact resume, a NaN/Inf guard on
 the loss and on every checkpoint's weights, bf16 autocast, and DDP over ``devices`` processes.
 """
@@ -34,6 +34,7 @@ from ..data.batches import BatchSource
 from ..errors import CheckpointError, ConfigError, DivergedError
 from ..progress import stage
 from . import checkpoint as ck
+from .loggers import check_available as check_loggers
 from .rundir import OpenRun, check_new_run
 
 # Fabric's all_gather goes through a torch API that now warns on every call; the call is correct
@@ -237,6 +238,8 @@ class Trainer:
         self.already_finished = False
         self._run: OpenRun | None = None
         self._saved: dict[str, Any] | None = None
+        if self.run_dir is not None:
+            check_loggers(config)  # a missing tracker package is refused before the run folder is touched
         if self.run_dir is not None and launch_rank_zero():
             if resume:
                 self._run = OpenRun(self.run_dir, resume=True)
@@ -269,14 +272,10 @@ class Trainer:
 
         for log in (logging.getLogger("lightning.fabric"), logging.getLogger("lightning.pytorch"), rank_zero.log):
             log.setLevel(logging.WARNING)
-        loggers = []
-        if self.run_dir is not None:
-            from lightning.fabric.loggers import CSVLogger, TensorBoardLogger
+        from .loggers import log_run_config, make_loggers
 
-            # a resumed run logs into the next version folder, so earlier CSV logs are kept
-            loggers.append(CSVLogger(str(self.run_dir), name="logs", version=None if self.resume else 0))
-            if self.cfg.tensorboard:
-                loggers.append(TensorBoardLogger(str(self.run_dir), name="tb", version=0))
+        # csv, tensorboard, mlflow, wandb (trainer.loggers): the run folder stays the source of truth
+        loggers = make_loggers(self.cfg, self.run_dir, self.resume) if self.run_dir is not None else []
         multi = self.cfg.devices * self.cfg.num_nodes > 1
         fabric = Fabric(
             accelerator=self.cfg.accelerator,
@@ -287,6 +286,8 @@ class Trainer:
             loggers=loggers,
         )
         fabric.launch()
+        if loggers and fabric.is_global_zero:  # trackers get the run's config as hyperparameters
+            log_run_config(loggers, {**self.run_config, "trainer": to_dict(self.cfg), "seed": self.cfg.seed})
         return fabric
 
     def _write_config(self) -> None:

@@ -44,9 +44,10 @@ _RUN_FILES = (
     "done.json",
     "eval*.json",
     "reconstructions*.png",
+    "trackers.json",  # the MLflow / W&B run ids (train/loggers.py)
     ".*.tmp-*",  # a temp file of an interrupted atomic write
 )
-_RUN_DIRS = ("logs", "tb", "samples")
+_RUN_DIRS = ("logs", "tb", "samples", "mlruns", "wandb")  # mlruns, wandb: trainer.loggers=mlflow,wandb
 
 
 def run_kind(path: str | Path) -> str | None:
