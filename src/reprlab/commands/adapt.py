@@ -90,7 +90,7 @@ def _report(args, target: str, out: Path, model, task, metrics: dict, t0: float)
     from ..train.engine import evaluate_model
 
     target_acc = evaluate_model(model, task.test)["acc"]
-    source_acc = evaluate_model(model, task.source_test)["acc"]
+    source_acc = evaluate_model(model, task.extras["source_test"])["acc"]
     result = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
     result.update(
         {
@@ -104,7 +104,7 @@ def _report(args, target: str, out: Path, model, task, metrics: dict, t0: float)
     )
     by_photo = {}
     if target == "fashion-m":
-        x_te, y_te = task.pair[1].test
+        x_te, y_te = task.extras["pair"][1].test
         right = (model.predict_proba(x_te).argmax(1) == y_te).numpy()
         by_photo = accuracy_by_photo(right, fashion_m_photo_names("test", len(x_te)))
     result.update({f"target/test_acc/{photo}": acc for photo, acc in by_photo.items()})
