@@ -177,19 +177,19 @@ def test_a_failed_figure_leaves_no_png_and_no_temp_file(cli, runs, tmp_path, mon
 
 def test_figure_helpers_write_atomically(tmp_path, monkeypatch):
     """Every figure helper goes through one atomic writer: a reader never sees half a PNG."""
-    from reprlab.report import figures
+    from reprlab import plots
 
     seen = []
-    real = figures.atomic_write_with
-    monkeypatch.setattr(figures, "atomic_write_with", lambda p, w: (seen.append(Path(p).name), real(p, w)))
-    figures.image_grid(torch.rand(4, 1, 8, 8), tmp_path / "a.png")
-    figures.line_plot([1, 2], {"x": ([1.0, 2.0], None)}, tmp_path / "b", "x", "y")
-    figures.scatter_2d(np.random.rand(10, 2), np.arange(10) % 3, tmp_path / "c.png")
-    figures.reconstruction_grid(torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8), tmp_path / "d.png")
+    real = plots.atomic_write_with
+    monkeypatch.setattr(plots, "atomic_write_with", lambda p, w: (seen.append(Path(p).name), real(p, w)))
+    plots.image_grid(torch.rand(4, 1, 8, 8), tmp_path / "a.png")
+    plots.line_plot([1, 2], {"x": ([1.0, 2.0], None)}, tmp_path / "b", "x", "y")
+    plots.scatter_2d(np.random.rand(10, 2), np.arange(10) % 3, tmp_path / "c.png")
+    plots.reconstruction_grid(torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8), tmp_path / "d.png")
     assert seen == ["a.png", "b.png", "c.png", "d.png"]
     assert all((tmp_path / n).read_bytes()[:8] == PNG_MAGIC for n in seen) and temps(tmp_path) == []
     with pytest.raises(Exception, match="give a .png file"):
-        figures.figure_path(tmp_path / "e.npy")
+        plots.figure_path(tmp_path / "e.npy")
 
 
 # ---------------------------------------------------------------------------------------------------- report, study

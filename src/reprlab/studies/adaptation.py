@@ -126,7 +126,7 @@ def beats(acc: dict[str, list[float]], method: str) -> bool:
 def _tsne_figure(path, panels, n: int, seed: int) -> None:
     import matplotlib.pyplot as plt
 
-    from ..report.figures import save_figure
+    from ..plots import save_figure
     from sklearn.manifold import TSNE
 
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2))
@@ -146,7 +146,7 @@ def _tsne_figure(path, panels, n: int, seed: int) -> None:
 def _boundary_figure(path, models: dict, source, target) -> None:
     import matplotlib.pyplot as plt
 
-    from ..report.figures import save_figure
+    from ..plots import save_figure
 
     xs, ys = source.test
     xt, yt = target.test
@@ -171,7 +171,7 @@ def _boundary_figure(path, models: dict, source, target) -> None:
 def _gap_figure(path, gaps: dict[str, dict[str, list[float]]]) -> None:
     import matplotlib.pyplot as plt
 
-    from ..report.figures import save_figure
+    from ..plots import save_figure
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     width = 0.8 / max(len(gaps), 1)

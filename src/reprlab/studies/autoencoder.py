@@ -12,7 +12,7 @@ import torch
 from ..config import TrainerConfig
 from ..data.batches import TensorBatches
 from ..registry import create_model
-from ..report.figures import line_plot, reconstruction_grid, scatter_2d
+from ..plots import line_plot, reconstruction_grid, scatter_2d
 from ..train.engine import Trainer, seed_everything
 from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study, verdict_of
 

@@ -27,7 +27,7 @@ from ..metrics.classifier_features import (
 )
 from ..metrics.frechet import frechet_distance, kernel_distance
 from ..registry import create_model, list_models
-from ..report.figures import image_grid, line_plot
+from ..plots import image_grid, line_plot
 from ..train.engine import Trainer, seed_everything
 from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study, verdict_of
 

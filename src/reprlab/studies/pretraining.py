@@ -19,7 +19,7 @@ from ..data.batches import TensorBatches
 from ..data.images import locate_fashion_mnist
 from ..pretraining import StackSpec, classifier_from_stack, finetune_epochs, label_subset, pretrain_stack
 from ..registry import create_model
-from ..report.figures import image_grid, line_plot
+from ..plots import image_grid, line_plot
 from ..train.engine import Trainer, seed_everything
 from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study
 

@@ -22,7 +22,7 @@ from ..metrics.nll import iwae_nll
 from ..metrics.probes import linear_probe_accuracy
 from ..models.regularized import corrupt
 from ..registry import create_model
-from ..report.figures import image_grid, line_plot, reconstruction_grid, scatter_2d
+from ..plots import image_grid, line_plot, reconstruction_grid, scatter_2d
 from ..train.engine import Trainer, seed_everything
 from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study, verdict_of
 

@@ -22,7 +22,7 @@ from ..config import TrainerConfig
 from ..data import load_images
 from ..data.batches import TensorBatches
 from ..data.transfer import label_budget
-from ..report.figures import line_plot, scatter_2d
+from ..plots import line_plot, scatter_2d
 from ..train.engine import Callback, Trainer, seed_everything
 from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study, verdict_of
 

@@ -97,7 +97,7 @@ def _heatmaps(models: dict, words: list[str], path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..report.figures import save_figure
+    from ..plots import save_figure
 
     fig, axes = plt.subplots(len(models), len(words), figsize=(3.2 * len(words), 2.8 * len(models)), squeeze=False)
     for r, (label, m) in enumerate(models.items()):
