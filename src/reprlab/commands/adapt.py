@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
-from ._common import seed_value
+from ._common import add_data_dir, seed_value
 
 
 def register(sub) -> None:
@@ -40,7 +40,7 @@ def register(sub) -> None:
     p.add_argument("--out", help="run directory to create (default runs/adapt-METHOD-seedN)")
     p.add_argument("--config", help="YAML file with model/trainer/data sections")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    p.add_argument("--data-dir", help="folder with the Fashion-MNIST files")
+    add_data_dir(p, "folder with the Fashion-MNIST files")
     p.add_argument("--limit", type=int, help="use only the first N training examples of each domain")
     g = p.add_argument_group("training (shortcuts for --trainer.KEY=VALUE)")
     g.add_argument("--epochs", type=int, help="passes over the source training data")

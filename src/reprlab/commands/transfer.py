@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ..errors import CheckpointError, ConfigError, DataError
-from ._common import add_trainer_flags, positive_int, resolve_config, saved_sections
+from ._common import add_data_dir, add_trainer_flags, positive_int, resolve_config, saved_sections
 
 HEADS = ("linear", "svm", "logreg")
 
@@ -69,7 +69,7 @@ def register(sub) -> None:
     )
     tgt = p.add_argument_group("target")
     tgt.add_argument("--target", required=True, help="target dataset (see 'reprlab datasets')")
-    tgt.add_argument("--data-dir", help="folder with the dataset files")
+    add_data_dir(tgt, "folder with the dataset files")
     tgt.add_argument(
         "--labels-per-class", type=positive_int, help="train on this many labelled examples of each class (default all)"
     )
