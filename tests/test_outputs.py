@@ -238,6 +238,37 @@ def test_report_writes_and_prints_both_files(cli, tmp_path):
     assert temps(tmp_path) == []
 
 
+def test_report_orders_studies_by_their_results_alone(tmp_path):
+    """The report orders by each results.json's ``order`` (no field: last, by name), without importing a study."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    for name, order in (("zeta", 10), ("alpha", 30), ("mid", 20), ("old", None), ("beta", None)):
+        (tmp_path / name).mkdir()
+        r = _result(name) | ({"order": order} if order is not None else {})
+        (tmp_path / name / "results.json").write_text(json.dumps(r))
+    code = (
+        "import json, sys; from pathlib import Path; from reprlab.report.html import collect; "
+        "print(json.dumps([s['study'] for s in collect(Path(sys.argv[1]))])); "
+        "print(sorted(m for m in sys.modules if m.startswith(('reprlab.studies', 'reprlab.train'))))"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    names, imported = out.stdout.splitlines()
+    assert json.loads(names) == ["zeta", "mid", "alpha", "beta", "old"]
+    assert imported == "[]"
+    (tmp_path / "mid" / "results.json").write_text(json.dumps(_result("mid") | {"order": "2"}))
+    from reprlab.errors import ReprlabError
+    from reprlab.report.html import collect
+
+    with pytest.raises(ReprlabError, match="'order' has the wrong type"):
+        collect(tmp_path)
+
+
 def test_study_out_file_is_refused_before_any_work(cli, tmp_path):
     f = tmp_path / "reports"
     f.write_text("my file\n")
