@@ -136,6 +136,11 @@ def build_trainer_and_data(tree: dict[str, dict[str, Any]]) -> tuple[TrainerConf
     return build(TrainerConfig, tree["trainer"], "trainer"), build(DataConfig, tree["data"], "data")
 
 
+def shown_metrics(result: dict[str, Any]) -> dict[str, Any]:
+    """What a command prints of a run's final metrics: the test and validation numbers, rounded."""
+    return {k: round(v, 5) for k, v in result.items() if k.startswith(("test/", "val/"))}
+
+
 def refuse_existing_output(path: str | Path, overwrite: bool, what: str = "file") -> Path:
     """``path`` if a new output file may be written there (see :func:`reprlab.io.output_path`); creates nothing,
     so call it before any work and create the folder only when writing."""
@@ -162,6 +167,7 @@ __all__ = [
     "resolve_config",
     "build_trainer_and_data",
     "refuse_existing_output",
+    "shown_metrics",
     "positive_int",
     "seed_value",
     "saved_sections",

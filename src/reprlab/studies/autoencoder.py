@@ -11,9 +11,8 @@ import torch
 
 from ..config import TrainerConfig
 from ..data.batches import TensorBatches
-from ..registry import create_model
 from ..plots import line_plot, reconstruction_grid, scatter_2d
-from ..train.engine import Trainer, seed_everything
+from ..recipes.training import fit, seeded_model
 from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study, verdict_of
 
 PRESETS = {
@@ -25,12 +24,9 @@ PRESETS = {
 
 
 def _train_ae(x_tr: torch.Tensor, code: int, loss: str, seed: int, epochs: int, progress: bool):
-    seed_everything(seed)
-    model = create_model("ae_mlp", input_shape=tuple(x_tr.shape[1:]), code_dim=code, loss=loss)
+    model = seeded_model("ae_mlp", seed, input_shape=tuple(x_tr.shape[1:]), code_dim=code, loss=loss)
     cfg = TrainerConfig(epochs=epochs, batch_size=128, lr=1e-3, seed=seed, progress=progress, tensorboard=False)
-    Trainer(cfg, description=f"ae code={code} {loss} seed={seed}").fit(
-        model, TensorBatches({"x": x_tr}, 128, seed=seed)
-    )
+    fit(model, TensorBatches({"x": x_tr}, 128, seed=seed), cfg, description=f"ae code={code} {loss} seed={seed}")
     return model.eval()
 
 

@@ -26,9 +26,9 @@ from ..metrics.classifier_features import (
     train_feature_classifier,
 )
 from ..metrics.frechet import frechet_distance, kernel_distance
-from ..registry import create_model, list_models
+from ..registry import list_models
 from ..plots import image_grid, line_plot
-from ..train.engine import Trainer, seed_everything
+from ..recipes.training import fit, seeded_model
 from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study, verdict_of
 
 OBJECTIVES = ("non-saturating", "minimax", "wgan-gp")
@@ -90,10 +90,10 @@ def _classifier(data, preset: dict, ctx: StudyContext):
 
 
 def _train_gan(objective: str, x: torch.Tensor, p: dict, seed: int, clf, ref_feats, progress: bool):
-    seed_everything(seed)
     extra = {"n_critic": p["n_critic"], "beta2": 0.9} if objective == "wgan-gp" else {}
-    model = create_model(
+    model = seeded_model(
         "dcgan",
+        seed,
         input_shape=tuple(x.shape[1:]),
         objective=objective,
         latent_dim=p["latent"],
@@ -110,9 +110,9 @@ def _train_gan(objective: str, x: torch.Tensor, p: dict, seed: int, clf, ref_fea
     cfg = TrainerConfig(
         epochs=p["epochs"], batch_size=p["batch"], lr=LR, seed=seed, progress=progress, tensorboard=False
     )
-    trainer = Trainer(cfg, description=f"dcgan {objective} seed={seed}")
     t0 = time.perf_counter()
-    trainer.fit(model, TensorBatches({"x": x}, p["batch"], seed=seed, drop_last=True), callbacks=[fd_now])
+    data = TensorBatches({"x": x}, p["batch"], seed=seed, drop_last=True)
+    trainer = fit(model, data, cfg, callbacks=[fd_now], description=f"dcgan {objective} seed={seed}")
     return model.eval(), [fd0] + [h["fd"] for h in trainer.history], trainer.history, time.perf_counter() - t0
 
 
@@ -137,12 +137,11 @@ def _vae_samples(x: torch.Tensor, p: dict, seed: int, n: int, progress: bool):
     """Samples of the regularized family's VAE trained on the same images, or None when it is absent."""
     if "vae_mlp" not in list_models():
         return None
-    seed_everything(seed)
-    model = create_model("vae_mlp", input_shape=tuple(x.shape[1:]))
+    model = seeded_model("vae_mlp", seed, input_shape=tuple(x.shape[1:]))
     cfg = TrainerConfig(
         epochs=p["epochs"], batch_size=p["batch"], lr=1e-3, seed=seed, progress=progress, tensorboard=False
     )
-    Trainer(cfg, description=f"vae_mlp seed={seed}").fit(model, TensorBatches({"x": x}, p["batch"], seed=seed))
+    fit(model, TensorBatches({"x": x}, p["batch"], seed=seed), cfg, description=f"vae_mlp seed={seed}")
     with torch.no_grad():
         return model.eval().sample(n, generator=torch.Generator().manual_seed(30_000 + seed))
 

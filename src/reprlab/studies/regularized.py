@@ -21,9 +21,8 @@ from ..data.batches import TensorBatches
 from ..metrics.nll import iwae_nll
 from ..metrics.probes import linear_probe_accuracy
 from ..models.regularized import corrupt
-from ..registry import create_model
 from ..plots import image_grid, line_plot, reconstruction_grid, scatter_2d
-from ..train.engine import Trainer, seed_everything
+from ..recipes.training import fit, seeded_model
 from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study, verdict_of
 
 PRESETS = {
@@ -85,8 +84,7 @@ def _train(
     train: dict | None = None,
     **cfg,
 ):
-    seed_everything(seed)
-    model = create_model(name, input_shape=tuple(x.shape[1:]), **cfg)
+    model = seeded_model(name, seed, input_shape=tuple(x.shape[1:]), **cfg)
     # one thread: these models are small, and two threads on a busy 2-core machine can be 40x slower (spinning)
     tcfg = TrainerConfig(
         **{
@@ -94,7 +92,7 @@ def _train(
             **(train or {}),
         }
     )
-    Trainer(tcfg, description=f"{name} seed={seed}").fit(model, TensorBatches({"x": x}, tcfg.batch_size, seed=seed))
+    fit(model, TensorBatches({"x": x}, tcfg.batch_size, seed=seed), tcfg, description=f"{name} seed={seed}")
     return model.eval()
 
 

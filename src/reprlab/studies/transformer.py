@@ -16,7 +16,8 @@ from ..config import TrainerConfig
 from ..data.g2p import G2PBatches, encode_prons, encode_words, standard_split
 from ..metrics.edit import wer_per
 from ..registry import create_model
-from ..train.engine import Callback, Trainer, seed_everything
+from ..recipes.training import fit, seeded_model
+from ..train.engine import Callback
 from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study
 
 PRESETS = {
@@ -81,13 +82,12 @@ def matched_lstm(target: int, emb: int, layers: int) -> dict:
 
 
 def _train(name: str, cfg: dict, train: G2PBatches, seconds: float, seed: int, batch: int, lr: float = 1e-3):
-    seed_everything(seed)
-    model = create_model(name, **cfg)
+    model = seeded_model(name, seed, **cfg)
     budget = TimeBudget(seconds)
     tc = TrainerConfig(
         epochs=200, batch_size=batch, lr=lr, grad_clip=1.0, seed=seed, progress=False, tensorboard=False, threads=1
     )
-    Trainer(tc, description=f"{name} seed={seed}").fit(model, train, callbacks=[budget])
+    fit(model, train, tc, callbacks=[budget], description=f"{name} seed={seed}")
     return model.eval(), budget
 
 
