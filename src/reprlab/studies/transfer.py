@@ -17,13 +17,14 @@ import time
 import numpy as np
 import torch
 
-from ..commands.transfer import accuracy, classical_head, target_model
+from ..recipes.transfer import accuracy, classical_head, target_model
 from ..config import TrainerConfig
 from ..data import load_images
 from ..data.batches import TensorBatches
 from ..data.transfer import label_budget
 from ..plots import line_plot, scatter_2d
-from ..train.engine import Callback, Trainer, seed_everything
+from ..recipes.training import fit, seed_everything
+from ..train.engine import Callback
 from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study, verdict_of
 
 PRESETS = {
@@ -81,9 +82,8 @@ def _train_source(name: str, p: dict, data_dir, seed: int):
         None, d.num_classes, "scratch", backbone="small_cnn", width=p["width"], input_shape=tuple(x.shape[1:])
     )
     t0 = time.perf_counter()
-    Trainer(_trainer_cfg(p["src_epochs"], 0, 128, SOURCE_LR, seed), description=f"source {name}").fit(
-        model, TensorBatches({"x": x, "y": y}, 128, seed=seed)
-    )
+    cfg = _trainer_cfg(p["src_epochs"], 0, 128, SOURCE_LR, seed)
+    fit(model, TensorBatches({"x": x, "y": y}, 128, seed=seed), cfg, description=f"source {name}")
     return model.eval(), accuracy(model, *d.test), len(x), time.perf_counter() - t0
 
 
@@ -120,7 +120,7 @@ def _fit_curve(model, x, y, xv, yv, steps: int, seed: int, points: int, setup_se
     curve: list[dict] = []
     clock = _TrainClock(setup_seconds, bpe, steps, marks, xv, yv)
     cfg = replace(_trainer_cfg(epochs, steps, batch, LR, seed), lr_schedule="cosine")
-    Trainer(cfg, description="target").fit(model, TensorBatches({"x": x, "y": y}, batch, seed=seed), callbacks=[clock])
+    fit(model, TensorBatches({"x": x, "y": y}, batch, seed=seed), cfg, callbacks=[clock], description="target")
     curve = clock.curve
     return {"curve": curve, "seconds": clock.train, "epochs": epochs}
 
