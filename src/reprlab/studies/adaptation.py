@@ -15,12 +15,10 @@ import math
 import numpy as np
 import torch
 
-from ..config import TrainerConfig
-from ..data.domains import PairedBatches, accuracy_by_photo, fashion_m_photo_names, load_domain_pair
+from ..data.domains import accuracy_by_photo, fashion_m_photo_names, load_domain_pair
 from ..metrics.domain import proxy_a_distance
-from ..models.adaptation import METHODS, model_name
-from ..registry import create_model
-from ..train.engine import Trainer, seed_everything
+from ..models.adaptation import METHODS
+from ..recipes.adaptation import accuracy, correct, train_method
 from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study
 
 ADAPT = ("mmd", "coral", "dann", "pseudo-label")
@@ -55,52 +53,6 @@ PRESETS = {
 }
 PAIRS = {"moons": ("moons", "moons-rotated"), "fashion": ("fashion-mnist", "fashion-m")}
 TSNE_POINTS = {"smoke": 150, "quick": 400, "full": 1000}
-
-
-def train_method(
-    method: str,
-    source,
-    target,
-    seed: int,
-    epochs: int,
-    batch: int,
-    lr: float,
-    progress: bool = False,
-    threads: int = 0,
-    optimizer: str = "adam",
-    lr_schedule: str = "constant",
-    **model,
-):
-    """Train one method on (source, target) ImageData; returns the model in eval mode."""
-    seed_everything(seed)
-    kw = dict(input_shape=source.input_shape, num_classes=source.num_classes, **model)
-    if method == "pseudo-label":
-        kw["num_target"] = len(target.train[0])
-    m = create_model(model_name(method), **kw)
-    cfg = TrainerConfig(
-        epochs=epochs,
-        batch_size=batch,
-        lr=lr,
-        seed=seed,
-        progress=progress,
-        tensorboard=False,
-        threads=threads,
-        optimizer=optimizer,
-        lr_schedule=lr_schedule,
-    )
-    Trainer(cfg, description=f"{method} seed={seed}").fit(
-        m, PairedBatches(source.train, target.train, batch, seed=seed)
-    )
-    return m.eval()
-
-
-def correct(model, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    """One bool per example: whether the model's prediction is right."""
-    return (model.predict_proba(x).argmax(1) == y).numpy()
-
-
-def accuracy(model, x: torch.Tensor, y: torch.Tensor) -> float:
-    return float(correct(model, x, y).mean())
 
 
 def _features(model, x: torch.Tensor) -> np.ndarray:
