@@ -17,10 +17,10 @@ from ..config import TrainerConfig
 from ..data import load_images
 from ..data.batches import TensorBatches
 from ..data.images import locate_fashion_mnist
-from ..pretraining import StackSpec, classifier_from_stack, finetune_epochs, label_subset, pretrain_stack
+from ..recipes.pretraining import StackSpec, classifier_from_stack, finetune_epochs, label_subset, pretrain_stack
 from ..registry import create_model
 from ..plots import image_grid, line_plot
-from ..train.engine import Trainer, seed_everything
+from ..recipes.training import fit, seed_everything
 from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study
 
 PRESETS = {
@@ -81,7 +81,7 @@ def _finetune(model, x, y, steps_epochs: int, seed: int, progress: bool, what: s
     cfg = TrainerConfig(
         epochs=steps_epochs, batch_size=BATCH, lr=FT_LR, seed=seed, progress=progress, tensorboard=False, threads=1
     )
-    Trainer(cfg, description=what).fit(model, TensorBatches({"x": x, "y": y}, BATCH, seed=seed))
+    fit(model, TensorBatches({"x": x, "y": y}, BATCH, seed=seed), cfg, description=what)
 
 
 def _filters(layer, n: int, shape) -> torch.Tensor:
