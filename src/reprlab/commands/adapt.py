@@ -22,7 +22,8 @@ def register(sub) -> None:
             "the ceiling, not an adaptation method). Any model/trainer value can be set with --model.KEY=VALUE "
             "or --trainer.KEY=VALUE."
         ),
-        epilog="example: reprlab adapt --source fashion-mnist --target fashion-m --method dann --epochs 10 --out runs/dann",
+        epilog="example: reprlab adapt --source fashion-mnist --target fashion-m --method dann --epochs 10 --out "
+        "runs/dann",
     )
     p.add_argument(
         "--source", default="fashion-mnist", help="labelled source dataset (default fashion-mnist; also: moons)"

@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     shape = tuple(getattr(model.config, "input_shape", ()))
     if shape != tuple(x_te.shape[1:]):
         raise ConfigError(
-            f"{args.run} makes images of shape {shape}; FD-classifier needs 28x28 Fashion-MNIST images {tuple(x_te.shape[1:])}"
+            f"{args.run} makes images of shape {shape}; FD-classifier needs 28x28 Fashion-MNIST images "
+            f"{tuple(x_te.shape[1:])}"
         )
     clf, info = fd_classifier(args.data_dir)
     ref = x_te[: min(args.n, len(x_te))]

@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_run(args.run)
     if not isinstance(model, G2PModel):
         raise ConfigError(
-            f"{args.run} holds a {getattr(model, 'registry_name', '?')} model; reprlab g2p needs g2p_transformer or g2p_lstm"
+            f"{args.run} holds a {getattr(model, 'registry_name', '?')} model; reprlab g2p needs g2p_transformer or "
+            "g2p_lstm"
         )
     if args.ensemble:
         model = g2p_ensemble(model, args.run, args.ensemble)

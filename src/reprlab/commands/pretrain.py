@@ -23,7 +23,8 @@ def register(sub) -> None:
             "on all the (unlabelled) training images. Each layer is its own run directory inside OUT, so an "
             "interrupted run continues at its layer with --resume OUT. --epochs counts per layer."
         ),
-        epilog="example: reprlab pretrain --layers 500,500,2000 --layer-type dae --data fashion-mnist --epochs 10 --out runs/sdae",
+        epilog="example: reprlab pretrain --layers 500,500,2000 --layer-type dae --data fashion-mnist --epochs 10 "
+        "--out runs/sdae",
     )
     p.add_argument("--layers", help="hidden layer sizes, bottom first, e.g. 500,500,2000")
     p.add_argument("--layer-type", default=None, help="per-layer learner: ae, dae (default) or rbm (a DBN)")
@@ -72,7 +73,8 @@ def run_pretrain(args: argparse.Namespace, extra: list[str]) -> int:
             raise CheckpointError(f"{out} is already a finished stack; fine-tune it with 'reprlab finetune {out}'")
         if any(v is not None for v in (args.layers, args.layer_type, args.corruption, args.k)) or args.persistent:
             raise ConfigError(
-                "--resume continues the stack as it was started; drop --layers/--layer-type/--corruption/--k/--persistent"
+                "--resume continues the stack as it was started; drop "
+                "--layers/--layer-type/--corruption/--k/--persistent"
             )
         spec = StackSpec(tuple(meta["layers"]), meta["layer_type"], meta["corruption"], meta["k"], meta["persistent"])
         saved = {"model_config": {}, "trainer": meta["trainer"], "data": meta["data"]}
@@ -106,7 +108,8 @@ def run_pretrain(args: argparse.Namespace, extra: list[str]) -> int:
         check_new_run(out, args.overwrite)
     data = load_images(data_cfg.name, data_cfg.data_dir, data_cfg.val_size, data_cfg.limit)
     print(
-        f"data: {data.name}: pre-training {spec.layer_type} layers {list(spec.layers)} on {len(data.train[0])} unlabelled images",
+        f"data: {data.name}: pre-training {spec.layer_type} layers {list(spec.layers)} on {len(data.train[0])} "
+        "unlabelled images",
     )
     from ..config import to_dict
 

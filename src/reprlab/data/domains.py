@@ -307,7 +307,8 @@ def load_domain_pair(
     if tuple(s.classes) != tuple(t.classes):
         raise DataError(
             f"source {source!r} and target {target!r} have different label sets "
-            f"({len(s.classes)} classes: {', '.join(s.classes[:4])}… vs {len(t.classes)}: {', '.join(t.classes[:4])}…); "
+            f"({len(s.classes)} classes: {', '.join(s.classes[:4])}… vs {len(t.classes)}: "
+            f"{', '.join(t.classes[:4])}…); "
             "adaptation needs the same classes in both domains"
         )
     ss, ts = s.input_shape, t.input_shape

@@ -108,5 +108,6 @@ def check_unit_interval(x: Tensor, what: str) -> None:
     lo, hi = float(x.min()), float(x.max())
     if lo < 0 or hi > 1:
         raise ConfigError(
-            f"{what} needs data in [0, 1], got values in [{lo:.3g}, {hi:.3g}]; use the Gaussian/MSE option or rescale the data"
+            f"{what} needs data in [0, 1], got values in [{lo:.3g}, {hi:.3g}]; use the Gaussian/MSE option or rescale "
+            "the data"
         )

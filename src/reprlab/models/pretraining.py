@@ -127,7 +127,8 @@ class StackedClassifier(ReprModel):
                 w, b = encoder_weights(layer)
                 if lin.weight.shape != w.shape:
                     raise ConfigError(
-                        f"stack layer of shape {tuple(w.shape)} does not fit a classifier layer {tuple(lin.weight.shape)}"
+                        f"stack layer of shape {tuple(w.shape)} does not fit a classifier layer "
+                        f"{tuple(lin.weight.shape)}"
                     )
                 lin.weight.copy_(w)
                 lin.bias.copy_(b)

@@ -99,7 +99,8 @@ def run(ctx: StudyContext) -> StudyResult:
             "Test reconstruction MSE (per pixel) against code size",
             ["code size", f"MLP AE (mean ± std, {len(ctx.seeds)} seeds)", "PCA", "PCA / AE", "better (2σ)"],
             rows,
-            f"{data.name}, {len(x_tr)} training images, {p['epochs']} epochs, Adam 1e-3, batch 128, MLP {x_tr[0].numel()}-512-256-k; test set of {len(x_te)}.",
+            f"{data.name}, {len(x_tr)} training images, {p['epochs']} epochs, Adam 1e-3, batch 128, MLP "
+            f"{x_tr[0].numel()}-512-256-k; test set of {len(x_te)}.",
         )
     )
     line_plot(
@@ -125,8 +126,10 @@ def run(ctx: StudyContext) -> StudyResult:
     flat = [k for a, k in zip(codes, codes[1:]) if mean_std(ae_mse[k])[0] > 0.95 * mean_std(ae_mse[a])[0]]
     if flat:
         res.notes.append(
-            f"The autoencoder's error stops falling at code sizes {flat} (less than 5% below the next smaller code) while "
-            "PCA's keeps falling: with this training budget the network is limited by optimization, not by its code size."
+            f"The autoencoder's error stops falling at code sizes {flat} (less than 5% below the next smaller code) "
+            "while "
+            "PCA's keeps falling: with this training budget the network is limited by optimization, not by its code "
+            "size."
         )
     won = [k for k, w in zip(p["codes"], wins) if w]
     res.findings.append(
@@ -211,6 +214,7 @@ def run(ctx: StudyContext) -> StudyResult:
     )
     if ctx.preset != "full":
         res.notes.append(
-            f"The {ctx.preset} preset trains on {len(x_tr)} images for {p['epochs']} epochs; the full preset uses all 55,000 for 40 epochs."
+            f"The {ctx.preset} preset trains on {len(x_tr)} images for {p['epochs']} epochs; the full preset uses all "
+            "55,000 for 40 epochs."
         )
     return res
