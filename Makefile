@@ -7,10 +7,10 @@ FMNIST  := /usr/share/datasets/fashion-mnist
 PRESET  ?= quick
 THREADS ?= 0
 
-.PHONY: all setup data test demo bench clean help
+.PHONY: all setup data lint test demo bench clean help
 
 help:
-	@echo "make test   set up .venv and the data, then run the test suite"
+	@echo "make test   set up .venv and the data, check the import layers and ruff (make lint), run the test suite"
 	@echo "make demo   set up, run every study on its quick preset, write reports/index.html"
 	@echo "            (THREADS=1 make demo on a machine busy with other work)"
 	@echo "make bench  set up, run the speed benchmarks (ratios against peers and the hardware)"
@@ -38,7 +38,13 @@ data:
 	  apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) || echo "warning: chromium not installed; the report browser test will be skipped"; \
 	fi
 
-test: setup
+# the import layers (the contracts in pyproject.toml), then ruff: lint and format
+lint: setup
+	.venv/bin/lint-imports --no-cache --no-logo
+	.venv/bin/ruff check src tests benchmarks
+	.venv/bin/ruff format --check src tests benchmarks
+
+test: lint
 	$(PY) -m pytest -n 2 --dist loadfile tests
 
 demo: setup

@@ -142,7 +142,8 @@ def main() -> None:
                     runs_peer.append(r)
     med = lambda runs, k: statistics.median(r[k] for r in runs)  # noqa: E731
     print(
-        f"Fashion-MNIST -> Fashion-M, {len(source.train[0])} images per domain, {steps} steps of batch {BATCH} per domain, "
+        f"Fashion-MNIST -> Fashion-M, {len(source.train[0])} images per domain, {steps} steps of batch {BATCH} per "
+        "domain, "
         f"Adam {LR:g}, threads={THREADS}, medians of {REPEATS} alternating runs"
     )
     rows = [["reprlab da_dann", med(runs_ours, "target_acc"), med(runs_ours, "samples_per_s"), "1.00 (reference)"]]

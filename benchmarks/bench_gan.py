@@ -96,7 +96,8 @@ def main() -> None:
             tut_ips.append(tutorial(ds))
     o, t = st.median(ours_ips), st.median(tut_ips)
     print(
-        f"threads={torch.get_num_threads()}  DCGAN G/D width {WIDTH}, latent {LATENT}, batch {BATCH}, {STEPS} steps per run"
+        f"threads={torch.get_num_threads()}  DCGAN G/D width {WIDTH}, latent {LATENT}, batch {BATCH}, {STEPS} steps "
+        "per run"
     )
     print_table(
         "DCGAN training throughput (medians of 3 alternating runs)",

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_table  # noqa: E402
 
-from reprlab.commands.transfer import target_model  # noqa: E402
+from reprlab.recipes.transfer import target_model  # noqa: E402
 from reprlab.config import TrainerConfig  # noqa: E402
 from reprlab.data.batches import TensorBatches  # noqa: E402
 from reprlab.train.engine import Trainer, seed_everything  # noqa: E402

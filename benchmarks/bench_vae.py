@@ -140,7 +140,8 @@ def main() -> None:
         f"{EPOCHS} epochs on {len(x)} statically binarized Fashion-MNIST images; seeds {SEED}..{SEED + REPEATS - 1}"
     )
     print_table(
-        f"VAE training throughput (medians of {REPEATS} alternating runs) and test NLL (mean ± std over the runs' seeds)",
+        f"VAE training throughput (medians of {REPEATS} alternating runs) and test NLL (mean ± std over the runs' "
+        "seeds)",
         [
             "library",
             "samples/s",
@@ -166,8 +167,10 @@ def main() -> None:
         ],
     )
     print(
-        f"\n{flops / 1e6:.2f} MFLOP per training sample (forward + backward + Adam, counted by torch); float32 GEMM peak "
-        f"{peak:.1f} GFLOP/s at {THREADS} thread(s). At that peak a step would run {peak / (p * flops / 1e9):.2f}x pythae's "
+        f"\n{flops / 1e6:.2f} MFLOP per training sample (forward + backward + Adam, counted by torch); float32 GEMM "
+        "peak "
+        f"{peak:.1f} GFLOP/s at {THREADS} thread(s). At that peak a step would run {peak / (p * flops / 1e9):.2f}x "
+        "pythae's "
         "speed: the most any implementation of the same computation can gain over it here."
     )
 

@@ -293,7 +293,7 @@ def test_paired_batches_cover_the_source_and_cycle_the_target():
 
 # ----------------------------------------------------------------------------- models
 def _train_moons(name, epochs, seed=0, **model):
-    from reprlab.commands.train import train_model
+    from reprlab.recipes.training import train_model
     from reprlab.train.engine import evaluate_model
 
     tree = {

@@ -442,19 +442,41 @@ CASES = [
     case("sample-seed-huge", "sample", "{vae}", "--seed", "99999999999999999999999", expect="2**63-1"),
     case("sample-bad-json", "sample", "{run_json_garbage}", "-o", "{tmp}/s.png", expect="not valid JSON"),
     # ---------------------------------------------------------------- export
-    case("export-missing-run", "export", "{missing}", "--format", "onnx", "-o", "{tmp}/m.onnx", expect="does not exist"),
-    case("export-file-as-run", "export", "{file}", "--format", "pt2", "-o", "{tmp}/m.pt2", expect="not a run directory"),
+    case(
+        "export-missing-run", "export", "{missing}", "--format", "onnx", "-o", "{tmp}/m.onnx", expect="does not exist"
+    ),
+    case(
+        "export-file-as-run", "export", "{file}", "--format", "pt2", "-o", "{tmp}/m.pt2", expect="not a run directory"
+    ),
     case("export-user-folder", "export", "{dir}", "--format", "pt2", "-o", "{tmp}/m.pt2", expect="config.json"),
     case("export-format-unknown", "export", "{ae}", "--format", "tflite", "-o", "{tmp}/m", expect="invalid choice"),
     case("export-format-missing", "export", "{ae}", "-o", "{tmp}/m.onnx", expect="--format"),
     case("export-output-missing", "export", "{ae}", "--format", "onnx", expect="-o"),
-    case("export-part-unknown", "export", "{ae}", "--format", "pt2", "-o", "{tmp}/m.pt2", "--part", "head",
-         expect="encoder"),  # fmt: skip
+    case(
+        "export-part-unknown",
+        "export",
+        "{ae}",
+        "--format",
+        "pt2",
+        "-o",
+        "{tmp}/m.pt2",
+        "--part",
+        "head",
+        expect="encoder",
+    ),  # fmt: skip
     case("export-existing", "export", "{ae}", "--format", "pt2", "-o", "{png}", expect="--overwrite"),
     case("export-into-dir", "export", "{ae}", "--format", "pt2", "-o", "{dir}", expect="is a directory"),
     case("export-under-file", "export", "{ae}", "--format", "pt2", "-o", "{file}/m.pt2", expect="not a folder"),
-    case("export-bad-json", "export", "{run_json_garbage}", "--format", "pt2", "-o", "{tmp}/m.pt2",
-         expect="not valid JSON"),  # fmt: skip
+    case(
+        "export-bad-json",
+        "export",
+        "{run_json_garbage}",
+        "--format",
+        "pt2",
+        "-o",
+        "{tmp}/m.pt2",
+        expect="not valid JSON",
+    ),  # fmt: skip
     # ---------------------------------------------------------------- study
     case("study-unknown", "study", "nope", expect="unknown study 'nope'"),
     case("study-preset-unknown", "study", "autoencoder", "--preset", "huge", expect="invalid choice"),

@@ -177,19 +177,19 @@ def test_a_failed_figure_leaves_no_png_and_no_temp_file(cli, runs, tmp_path, mon
 
 def test_figure_helpers_write_atomically(tmp_path, monkeypatch):
     """Every figure helper goes through one atomic writer: a reader never sees half a PNG."""
-    from reprlab.report import figures
+    from reprlab import plots
 
     seen = []
-    real = figures.atomic_write_with
-    monkeypatch.setattr(figures, "atomic_write_with", lambda p, w: (seen.append(Path(p).name), real(p, w)))
-    figures.image_grid(torch.rand(4, 1, 8, 8), tmp_path / "a.png")
-    figures.line_plot([1, 2], {"x": ([1.0, 2.0], None)}, tmp_path / "b", "x", "y")
-    figures.scatter_2d(np.random.rand(10, 2), np.arange(10) % 3, tmp_path / "c.png")
-    figures.reconstruction_grid(torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8), tmp_path / "d.png")
+    real = plots.atomic_write_with
+    monkeypatch.setattr(plots, "atomic_write_with", lambda p, w: (seen.append(Path(p).name), real(p, w)))
+    plots.image_grid(torch.rand(4, 1, 8, 8), tmp_path / "a.png")
+    plots.line_plot([1, 2], {"x": ([1.0, 2.0], None)}, tmp_path / "b", "x", "y")
+    plots.scatter_2d(np.random.rand(10, 2), np.arange(10) % 3, tmp_path / "c.png")
+    plots.reconstruction_grid(torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8), tmp_path / "d.png")
     assert seen == ["a.png", "b.png", "c.png", "d.png"]
     assert all((tmp_path / n).read_bytes()[:8] == PNG_MAGIC for n in seen) and temps(tmp_path) == []
     with pytest.raises(Exception, match="give a .png file"):
-        figures.figure_path(tmp_path / "e.npy")
+        plots.figure_path(tmp_path / "e.npy")
 
 
 # ---------------------------------------------------------------------------------------------------- report, study
@@ -236,6 +236,37 @@ def test_report_writes_and_prints_both_files(cli, tmp_path):
     assert out.strip() == f"wrote {html} and {md}"
     assert "autoencoder title" in html.read_text() and "| 1 | 2 |" in md.read_text()
     assert temps(tmp_path) == []
+
+
+def test_report_orders_studies_by_their_results_alone(tmp_path):
+    """The report orders by each results.json's ``order`` (no field: last, by name), without importing a study."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    for name, order in (("zeta", 10), ("alpha", 30), ("mid", 20), ("old", None), ("beta", None)):
+        (tmp_path / name).mkdir()
+        r = _result(name) | ({"order": order} if order is not None else {})
+        (tmp_path / name / "results.json").write_text(json.dumps(r))
+    code = (
+        "import json, sys; from pathlib import Path; from reprlab.report.html import collect; "
+        "print(json.dumps([s['study'] for s in collect(Path(sys.argv[1]))])); "
+        "print(sorted(m for m in sys.modules if m.startswith(('reprlab.studies', 'reprlab.train'))))"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    names, imported = out.stdout.splitlines()
+    assert json.loads(names) == ["zeta", "mid", "alpha", "beta", "old"]
+    assert imported == "[]"
+    (tmp_path / "mid" / "results.json").write_text(json.dumps(_result("mid") | {"order": "2"}))
+    from reprlab.errors import ReprlabError
+    from reprlab.report.html import collect
+
+    with pytest.raises(ReprlabError, match="'order' has the wrong type"):
+        collect(tmp_path)
 
 
 def test_study_out_file_is_refused_before_any_work(cli, tmp_path):

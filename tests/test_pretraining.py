@@ -11,7 +11,14 @@ from reprlab.config import TrainerConfig
 from reprlab.data import load_images
 from reprlab.data.batches import TensorBatches
 from reprlab.errors import CheckpointError, ConfigError
-from reprlab.pretraining import StackSpec, classifier_from_stack, label_subset, load_stack, parse_layers, pretrain_stack
+from reprlab.recipes.pretraining import (
+    StackSpec,
+    classifier_from_stack,
+    label_subset,
+    load_stack,
+    parse_layers,
+    pretrain_stack,
+)
 from reprlab.registry import create_model
 from reprlab.train.engine import Trainer, seed_everything
 

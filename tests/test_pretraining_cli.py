@@ -53,7 +53,7 @@ def test_pretrain_writes_a_finished_stack(stack):
 
 def test_finetune_starts_from_the_stack(cli, stack, tmp_path):
     import reprlab
-    from reprlab.pretraining import load_stack
+    from reprlab.recipes.pretraining import load_stack
 
     w0 = load_stack(stack)[0].layers[0].W.detach()
     dist = {}

@@ -1,4 +1,5 @@
-"""The `pretraining` study's smoke preset: it runs, fills its tables and figures, and its verdicts follow the numbers."""
+"""The `pretraining` study's smoke preset: it runs, fills its tables and figures, and its verdicts follow the
+numbers."""
 
 import json
 

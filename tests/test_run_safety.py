@@ -134,7 +134,8 @@ def test_a_second_writer_is_refused_while_the_first_runs(tmp_path):
     run = tmp_path / "R"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))
     first = subprocess.Popen(
-        [sys.executable, "-m", "reprlab", "train", "ae_mlp", *FAST, "--epochs", "100000", "--seed", "1", "--out", str(run)],
+        [sys.executable, "-m", "reprlab", "train", "ae_mlp", *FAST, "--epochs", "100000", "--seed", "1",
+         "--out", str(run)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -185,7 +186,8 @@ def test_torchrun_checks_the_existing_run(finished_run):
     res = subprocess.run(
         [str(torchrun), "--nproc-per-node", "1", "-m", "reprlab", "train", "ae_mlp", *FAST, "--epochs", "1",
          "--out", str(finished_run)],
-        capture_output=True, text=True, timeout=180, env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src")),
+        capture_output=True, text=True, timeout=180,
+        env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src")),
     )  # fmt: skip
     assert res.returncode != 0 and "already holds a run" in res.stderr
     assert tree_hash(finished_run) == before

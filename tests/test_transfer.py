@@ -4,7 +4,7 @@ and bad input to `reprlab transfer` exits 2 with one line."""
 import pytest
 import torch
 
-from reprlab.commands.transfer import target_model
+from reprlab.recipes.transfer import target_model
 from reprlab.config import TrainerConfig
 from reprlab.data import load_images
 from reprlab.data.batches import TensorBatches

@@ -1,9 +1,8 @@
 """reprlab: representation learning and generative models with one API, one engine and one CLI."""
 
-__version__ = "0.1.0"
-
-from .errors import ReprlabError  # noqa: E402
-from .registry import create_model, list_models, register_model  # noqa: E402
+from ._version import __version__
+from .errors import ReprlabError
+from .registry import create_model, list_models, register_model
 
 
 def load(run):

@@ -301,9 +301,13 @@ def check_seed(seed: int, where: str = "--seed") -> int:
     return seed
 
 
-def _check(cond: bool, msg: str) -> None:
+def check(cond: bool, msg: str) -> None:
+    """A config's range check (in ``__post_init__``): unless ``cond``, a ConfigError saying ``msg`` in one line."""
     if not cond:
         raise ConfigError(msg)
+
+
+_check = check  # the old private name, still imported by the model files
 
 
 @dataclass(frozen=True)

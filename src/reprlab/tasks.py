@@ -16,11 +16,15 @@ from .errors import ConfigError
 
 @dataclass
 class TaskData:
+    """What a task gives: batch sources, the model settings the data fixes, a one-line summary, and
+    ``extras``, anything more a family's pipeline needs (the ``domains`` task: ``source_test``, ``pair``)."""
+
     train: BatchSource
     val: BatchSource | None
     test: BatchSource | None
     model_defaults: dict[str, Any] = field(default_factory=dict)  # e.g. input_shape, num_classes
     summary: str = ""
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 _TASKS: dict[str, Callable[[DataConfig, TrainerConfig], TaskData]] = {}

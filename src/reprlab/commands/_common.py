@@ -69,10 +69,21 @@ def add_trainer_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
+DATA_DIR_HELP = "folder with the dataset files (else $REPRLAB_DATA, then the system folder)"
+
+
+def add_data_dir(p: argparse.ArgumentParser | argparse._ArgumentGroup, help: str = DATA_DIR_HELP) -> None:
+    """Declare ``--data-dir`` (``args.data_dir``, a folder with the dataset files) on a parser or group.
+
+    Every command that reads a dataset declares it here, so the flag is spelled and stored alike everywhere;
+    ``help`` says what that command looks for there."""
+    p.add_argument("--data-dir", help=help)
+
+
 def add_data_flags(p: argparse.ArgumentParser, default: str | None = "fashion-mnist") -> None:
     g = p.add_argument_group("data (shortcuts for --data.KEY=VALUE)")
     g.add_argument("--data", help=f"dataset name (default {default}); see 'reprlab datasets'")
-    g.add_argument("--data-dir", help="folder with the dataset files (else $REPRLAB_DATA, then the system folder)")
+    add_data_dir(g)
     g.add_argument("--limit", type=int, help="use only the first N training examples")
 
 
@@ -125,6 +136,11 @@ def build_trainer_and_data(tree: dict[str, dict[str, Any]]) -> tuple[TrainerConf
     return build(TrainerConfig, tree["trainer"], "trainer"), build(DataConfig, tree["data"], "data")
 
 
+def shown_metrics(result: dict[str, Any]) -> dict[str, Any]:
+    """What a command prints of a run's final metrics: the test and validation numbers, rounded."""
+    return {k: round(v, 5) for k, v in result.items() if k.startswith(("test/", "val/"))}
+
+
 def refuse_existing_output(path: str | Path, overwrite: bool, what: str = "file") -> Path:
     """``path`` if a new output file may be written there (see :func:`reprlab.io.output_path`); creates nothing,
     so call it before any work and create the folder only when writing."""
@@ -147,9 +163,11 @@ def g2p_ensemble(first: Any, first_run: str, other_runs: list[str]) -> Any:
 __all__ = [
     "add_trainer_flags",
     "add_data_flags",
+    "add_data_dir",
     "resolve_config",
     "build_trainer_and_data",
     "refuse_existing_output",
+    "shown_metrics",
     "positive_int",
     "seed_value",
     "saved_sections",

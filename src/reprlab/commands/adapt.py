@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 from ..errors import ConfigError
-from ._common import seed_value
+from ._common import add_data_dir, seed_value
 
 
 def register(sub) -> None:
@@ -24,7 +22,8 @@ def register(sub) -> None:
             "the ceiling, not an adaptation method). Any model/trainer value can be set with --model.KEY=VALUE "
             "or --trainer.KEY=VALUE."
         ),
-        epilog="example: reprlab adapt --source fashion-mnist --target fashion-m --method dann --epochs 10 --out runs/dann",
+        epilog="example: reprlab adapt --source fashion-mnist --target fashion-m --method dann --epochs 10 --out "
+        "runs/dann",
     )
     p.add_argument(
         "--source", default="fashion-mnist", help="labelled source dataset (default fashion-mnist; also: moons)"
@@ -40,7 +39,7 @@ def register(sub) -> None:
     p.add_argument("--out", help="run directory to create (default runs/adapt-METHOD-seedN)")
     p.add_argument("--config", help="YAML file with model/trainer/data sections")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    p.add_argument("--data-dir", help="folder with the Fashion-MNIST files")
+    add_data_dir(p, "folder with the Fashion-MNIST files")
     p.add_argument("--limit", type=int, help="use only the first N training examples of each domain")
     g = p.add_argument_group("training (shortcuts for --trainer.KEY=VALUE)")
     g.add_argument("--epochs", type=int, help="passes over the source training data")
@@ -54,10 +53,10 @@ def register(sub) -> None:
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     from ..data.domains import DEFAULT_TARGET
     from ..models.adaptation import model_name
+    from ..recipes.adaptation import run_adaptation
     from ._common import resolve_config
-    from .train import train_model
 
-    name = model_name(args.method)
+    model_name(args.method)  # an unknown method is refused before anything else
     target = args.target or DEFAULT_TARGET.get(args.source)
     if target is None:
         raise ConfigError(
@@ -79,38 +78,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         tree["model"]["weight"] = args.weight
     seed = tree["trainer"].get("seed", 0)
     out = Path(args.out) if args.out else Path("runs") / f"adapt-{args.method}-seed{seed}"
-    t0 = time.perf_counter()
-    model, trainer, task, metrics = train_model(name, tree, out, overwrite=args.overwrite)
-    with trainer:
-        return _report(args, target, out, model, task, metrics, t0)
-
-
-def _report(args, target: str, out: Path, model, task, metrics: dict, t0: float) -> int:
-    from ..data.domains import accuracy_by_photo, fashion_m_photo_names
-    from ..train.engine import evaluate_model
-
-    target_acc = evaluate_model(model, task.test)["acc"]
-    source_acc = evaluate_model(model, task.source_test)["acc"]
-    result = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-    result.update(
-        {
-            "target/test_acc": target_acc,
-            "source/test_acc": source_acc,
-            "method": args.method,
-            "source": args.source,
-            "target": target,
-            "wall_seconds": time.perf_counter() - t0,
-        }
-    )
-    by_photo = {}
-    if target == "fashion-m":
-        x_te, y_te = task.pair[1].test
-        right = (model.predict_proba(x_te).argmax(1) == y_te).numpy()
-        by_photo = accuracy_by_photo(right, fashion_m_photo_names("test", len(x_te)))
-    result.update({f"target/test_acc/{photo}": acc for photo, acc in by_photo.items()})
-    from ..io import atomic_write_text
-
-    atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
+    result = run_adaptation(args.method, args.source, target, tree, out, overwrite=args.overwrite)
+    target_acc, source_acc = result["target/test_acc"], result["source/test_acc"]
+    by_photo = {k.split("/", 2)[2]: v for k, v in result.items() if k.startswith("target/test_acc/")}
     print(f"run: {out}")
     print(
         f"{args.method}: target test accuracy {target_acc:.4f}, source test accuracy {source_acc:.4f} "

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from ._common import add_data_dir
+
 
 def register(sub) -> None:
     p = sub.add_parser("datasets", help="list datasets, where they were found, or how to get them")
-    p.add_argument("--data-dir", help="also look in this folder")
+    add_data_dir(p, "also look in this folder")
     p.set_defaults(func=run)
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._common import add_data_dir
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -17,7 +19,7 @@ def register(sub) -> None:
     p.add_argument("run", help="run directory of a model with an encoder")
     p.add_argument("-o", "--output", required=True, help="output .npy file (labels go to OUTPUT with .labels.npy)")
     p.add_argument("--data", help="dataset (default: the one the run was trained on)")
-    p.add_argument("--data-dir", help="folder with the dataset files")
+    add_data_dir(p, "folder with the dataset files")
     p.add_argument("--split", choices=["train", "val", "test"], default="test")
     p.add_argument(
         "--features", action="store_true", help="backbone features (classifiers) instead of the model's code"

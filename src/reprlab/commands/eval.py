@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import g2p_ensemble
+from ._common import add_data_dir, g2p_ensemble
 
 
 def register(sub) -> None:
@@ -16,7 +16,7 @@ def register(sub) -> None:
         description="Evaluate a trained run on the test split of the dataset it was trained on.",
     )
     p.add_argument("run", help="run directory")
-    p.add_argument("--data-dir", help="folder with the dataset files, if not where training found them")
+    add_data_dir(p, "folder with the dataset files, if not where training found them")
     p.add_argument(
         "--nll-samples", type=int, default=0, help="importance samples for the IWAE test NLL (VAEs), e.g. 5000"
     )
@@ -65,7 +65,7 @@ def load_run_task(run_dir: str, data_dir: str | None = None):
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..io import atomic_write_text, make_parent
-    from ..report.figures import figure_path
+    from ..plots import figure_path
     from ..train.engine import evaluate_model
     from ._common import refuse_existing_output
 
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.nll_samples:
         raise ConfigError(f"model {saved['model']!r} has no likelihood; --nll-samples works for VAEs")
     if hasattr(model, "reconstruct"):
-        from ..report.figures import reconstruction_grid
+        from ..plots import reconstruction_grid
 
         fig = figure or Path(args.run) / "reconstructions.png"
         x = next(iter(task.test.epoch(0)))["x"][:16]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import positive_int, seed_value
+from ._common import add_data_dir, positive_int, seed_value
 
 
 def register(sub) -> None:
@@ -21,7 +21,7 @@ def register(sub) -> None:
     p.add_argument("run", help="run directory of a generative model trained on 28x28 Fashion-MNIST")
     p.add_argument("-n", type=positive_int, default=10000, help="number of samples (> 0; default 10000)")
     p.add_argument("--seed", type=seed_value, default=0, help="random seed, 0 .. 2**63-1 (default 0)")
-    p.add_argument("--data-dir", help="folder with the Fashion-MNIST files")
+    add_data_dir(p, "folder with the Fashion-MNIST files")
     p.add_argument("--floor", action="store_true", help="also score N real training images against the test set")
     p.add_argument("--kid-subsets", type=positive_int, default=100, help="random subsets for KID (default 100)")
     p.add_argument(
@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     shape = tuple(getattr(model.config, "input_shape", ()))
     if shape != tuple(x_te.shape[1:]):
         raise ConfigError(
-            f"{args.run} makes images of shape {shape}; FD-classifier needs 28x28 Fashion-MNIST images {tuple(x_te.shape[1:])}"
+            f"{args.run} makes images of shape {shape}; FD-classifier needs 28x28 Fashion-MNIST images "
+            f"{tuple(x_te.shape[1:])}"
         )
     clf, info = fd_classifier(args.data_dir)
     ref = x_te[: min(args.n, len(x_te))]

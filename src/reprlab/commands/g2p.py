@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_run(args.run)
     if not isinstance(model, G2PModel):
         raise ConfigError(
-            f"{args.run} holds a {getattr(model, 'registry_name', '?')} model; reprlab g2p needs g2p_transformer or g2p_lstm"
+            f"{args.run} holds a {getattr(model, 'registry_name', '?')} model; reprlab g2p needs g2p_transformer or "
+            "g2p_lstm"
         )
     check_word = model.check_word  # the run's own vocabulary (ensemble members share it)
     if args.ensemble:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ..errors import CheckpointError, ConfigError
-from ._common import add_data_flags, add_trainer_flags, build_trainer_and_data, resolve_config
+from ._common import add_data_flags, add_trainer_flags, build_trainer_and_data, resolve_config, shown_metrics
 
 RBM_DEFAULT_LR = 1e-2  # CD updates are small; Adam at 1e-3 barely moves an RBM in a few epochs
 
@@ -23,7 +23,8 @@ def register(sub) -> None:
             "on all the (unlabelled) training images. Each layer is its own run directory inside OUT, so an "
             "interrupted run continues at its layer with --resume OUT. --epochs counts per layer."
         ),
-        epilog="example: reprlab pretrain --layers 500,500,2000 --layer-type dae --data fashion-mnist --epochs 10 --out runs/sdae",
+        epilog="example: reprlab pretrain --layers 500,500,2000 --layer-type dae --data fashion-mnist --epochs 10 "
+        "--out runs/sdae",
     )
     p.add_argument("--layers", help="hidden layer sizes, bottom first, e.g. 500,500,2000")
     p.add_argument("--layer-type", default=None, help="per-layer learner: ae, dae (default) or rbm (a DBN)")
@@ -60,21 +61,20 @@ def register(sub) -> None:
 
 def run_pretrain(args: argparse.Namespace, extra: list[str]) -> int:
     from ..data import load_images
-    from ..pretraining import StackSpec, parse_layers, pretrain_stack
+    from ..recipes.pretraining import StackSpec, parse_layers, pretrain_stack, read_stack_json
     from ..train.rundir import check_new_run
 
     if args.resume:
         out = Path(args.resume)
         if args.out and Path(args.out) != out:
             raise ConfigError("--resume continues in the stack's own directory; drop --out")
-        from ..pretraining import _read_stack_json
-
-        meta = _read_stack_json(out)
+        meta = read_stack_json(out)
         if meta.get("status") == "finished":
             raise CheckpointError(f"{out} is already a finished stack; fine-tune it with 'reprlab finetune {out}'")
         if any(v is not None for v in (args.layers, args.layer_type, args.corruption, args.k)) or args.persistent:
             raise ConfigError(
-                "--resume continues the stack as it was started; drop --layers/--layer-type/--corruption/--k/--persistent"
+                "--resume continues the stack as it was started; drop "
+                "--layers/--layer-type/--corruption/--k/--persistent"
             )
         spec = StackSpec(tuple(meta["layers"]), meta["layer_type"], meta["corruption"], meta["k"], meta["persistent"])
         saved = {"model_config": {}, "trainer": meta["trainer"], "data": meta["data"]}
@@ -108,7 +108,8 @@ def run_pretrain(args: argparse.Namespace, extra: list[str]) -> int:
         check_new_run(out, args.overwrite)
     data = load_images(data_cfg.name, data_cfg.data_dir, data_cfg.val_size, data_cfg.limit)
     print(
-        f"data: {data.name}: pre-training {spec.layer_type} layers {list(spec.layers)} on {len(data.train[0])} unlabelled images",
+        f"data: {data.name}: pre-training {spec.layer_type} layers {list(spec.layers)} on {len(data.train[0])} "
+        "unlabelled images",
     )
     from ..config import to_dict
 
@@ -131,14 +132,8 @@ def run_pretrain(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def run_finetune(args: argparse.Namespace, extra: list[str]) -> int:
-    from ..config import to_dict
-    from ..data import load_images
-    from ..data.batches import TensorBatches
-    from ..pretraining import classifier_from_stack, label_subset, load_stack
-    from ..registry import create_model
-    from ..io import atomic_write_text
+    from ..recipes.pretraining import finetune_model, load_stack, prepare_finetune, run_finetune
     from ..train.checkpoint import read_run_config
-    from ..train.engine import Trainer, seed_everything
     from ..train.rundir import check_new_run
 
     if args.resume:
@@ -164,50 +159,21 @@ def run_finetune(args: argparse.Namespace, extra: list[str]) -> int:
     if tree["model"]:
         raise ConfigError("finetune takes its architecture from the stack; drop the --model.* options")
     trainer_cfg, data_cfg = build_trainer_and_data(tree)
-    data = load_images(data_cfg.name, data_cfg.data_dir, data_cfg.val_size, data_cfg.limit)
-    x, y = data.train
-    if tuple(x.shape[1:]) != tuple(stack.input_shape):
-        raise ConfigError(
-            f"{data.name} images have shape {tuple(x.shape[1:])}, the stack was trained on {tuple(stack.input_shape)}"
-        )
-    n = len(y) if labels is None else labels
-    idx = label_subset(y, n, data.num_classes, trainer_cfg.seed)
+    setup = prepare_finetune(stack, stack_dir, data_cfg, labels, depth, random_init, trainer_cfg.seed)
     if not args.resume:
-        seed = trainer_cfg.seed
+        seed, n = trainer_cfg.seed, setup.labels
         out = Path(args.out) if args.out else stack_dir / f"finetune-{n}-seed{seed}{'-random' if random_init else ''}"
         check_new_run(out, args.overwrite)
 
-    seed_everything(trainer_cfg.seed)
-    model = classifier_from_stack(stack, data.num_classes, depth)
-    if random_init:
-        seed_everything(trainer_cfg.seed)
-        model = create_model("stacked_classifier", **to_dict(model.config))
-    run_config = {
-        "model": "stacked_classifier",
-        "model_config": to_dict(model.config),
-        "trainer": to_dict(trainer_cfg),
-        "data": to_dict(data_cfg),
-        "finetune": {"stack": str(stack_dir), "labels": n, "depth": depth, "random_init": random_init},
-    }
-    print(
-        f"data: {data.name}: fine-tuning on {n} labelled images ({'random init' if random_init else 'from the stack'}), "
-        f"testing on {len(data.test[0])}",
+    model = finetune_model(stack, setup, trainer_cfg.seed)
+    print(setup.describe())
+    finished, result = run_finetune(
+        setup, model, trainer_cfg, data_cfg, out, resume=bool(args.resume), overwrite=args.overwrite
     )
-    t0 = time.perf_counter()
-    val = TensorBatches({"x": data.val[0], "y": data.val[1]}, 1024, shuffle=False) if len(data.val[0]) else None
-    train = TensorBatches({"x": x[idx], "y": y[idx]}, trainer_cfg.batch_size, seed=trainer_cfg.seed)
-    with Trainer(
-        trainer_cfg, out, run_config, resume=bool(args.resume), overwrite=args.overwrite, description="finetune"
-    ) as trainer:
-        metrics = trainer.fit(model, train, val)
-        if trainer.already_finished:
-            print(f"{out} is already finished; nothing changed. Pass --epochs N to train longer.", file=sys.stderr)
-            return 0
-        test = trainer.evaluate(model, TensorBatches({"x": data.test[0], "y": data.test[1]}, 1024, shuffle=False))
-        result = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-        result.update({f"test/{k}": v for k, v in test.items()})
-        result.update({"labels": n, "random_init": random_init, "wall_seconds": time.perf_counter() - t0})
-        atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
-    print(f"run: {out}")
-    print("metrics: " + json.dumps({k: round(v, 5) for k, v in result.items() if k.startswith(("test/", "val/"))}))
+    if finished:
+        print(f"{out} is already finished; nothing changed. Pass --epochs N to train longer.", file=sys.stderr)
+        return 0
+    if result is not None:  # None: another DDP process; global rank 0 wrote and reports the run
+        print(f"run: {out}")
+        print("metrics: " + json.dumps(shown_metrics(result)))
     return 0

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import ConfigError
     from ..io import make_parent
-    from ..report.figures import figure_path, image_grid
+    from ..plots import figure_path, image_grid
     from ..train.checkpoint import load_run
     from ._common import refuse_existing_output
 

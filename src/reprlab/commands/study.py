@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from ._common import add_data_dir
+
 MAX_SEEDS = 1000  # each seed trains the study's models again; more than this is a typo
 
 
@@ -25,7 +27,7 @@ def register(sub) -> None:
         help="smoke: seconds (tests); quick: the demo; full: published-quality, hours",
     )
     p.add_argument("--out", default="reports", help="folder for the results (one sub-folder per study)")
-    p.add_argument("--data-dir", help="folder with the dataset files")
+    add_data_dir(p, "folder with the dataset files")
     p.add_argument("--seeds", type=int, help="number of seeds (default 1 for smoke, 3 otherwise)")
     p.add_argument(
         "--threads",

@@ -8,9 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..config import to_dict
 from ..errors import CheckpointError, ConfigError
-from ._common import add_data_flags, add_trainer_flags, build_trainer_and_data, resolve_config
+from ._common import add_data_flags, add_trainer_flags, resolve_config, shown_metrics
 
 
 def register(sub) -> None:
@@ -38,58 +37,6 @@ def register(sub) -> None:
     p.set_defaults(func=run, accepts_overrides=True)
 
 
-def train_model(
-    name: str, tree: dict, out: Path | None, resume: bool = False, overwrite: bool = False, quiet: bool = False
-):
-    """Build data and model from a resolved config tree and train it. Returns (model, trainer, task_data, metrics).
-
-    The run folder is checked first (before any data is read), and created only once the model is built.
-    The caller owns the returned trainer's run folder: ``trainer.close()`` releases it.
-    """
-    from ..registry import build_config_for_data, build_model, get_spec
-    from ..tasks import get_task
-    from ..train.callbacks import SampleGrid
-    from ..train.engine import Trainer, launch_rank_zero, seed_everything
-    from ..train.rundir import check_new_run
-
-    spec = get_spec(name)
-    trainer_cfg, data_cfg = build_trainer_and_data(tree)
-    if out is not None and not resume:
-        check_new_run(out, overwrite)
-    task = get_task(spec.task)(data_cfg, trainer_cfg)
-    model_cfg = build_config_for_data(name, tree["model"], task.model_defaults, data_cfg.name)
-    run_config = {
-        "model": name,
-        "model_config": to_dict(model_cfg),
-        "trainer": to_dict(trainer_cfg),
-        "data": to_dict(data_cfg),
-    }
-    seed_everything(trainer_cfg.seed)
-    model = build_model(name, model_cfg)  # before the run folder: a model that cannot be built leaves none
-    trainer = Trainer(trainer_cfg, out, run_config, resume=resume, overwrite=overwrite, description=name)
-    try:
-        if not quiet and task.summary and launch_rank_zero():
-            print(f"data: {task.summary}")  # stdout: stderr keeps progress bars and one-line errors
-        callbacks = [SampleGrid()] if hasattr(model, "fixed_grid") else []
-        metrics = trainer.fit(model, task.train, task.val, callbacks=callbacks)
-    except BaseException:
-        trainer.close()
-        raise
-    return model, trainer, task, metrics
-
-
-def write_final_metrics(out: Path, metrics: dict, test: dict, seconds: float, **extra) -> dict:
-    """RUN/final_metrics.json: the last epoch's numbers, the test metrics (``test/...``) and the wall time."""
-    from ..io import atomic_write_text
-
-    result = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-    result.update({f"test/{k}": v for k, v in test.items()})
-    result["wall_seconds"] = seconds
-    result.update(extra)
-    atomic_write_text(Path(out) / "final_metrics.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
-    return result
-
-
 def resolved_yaml(name: str, tree: dict) -> str:
     """The config a run of model ``name`` would record: every model, trainer and data setting, with the
     values the data decides (input shape, classes) filled in, as YAML for ``--config``."""
@@ -106,6 +53,7 @@ def resolved_yaml(name: str, tree: dict) -> str:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
+    from ..recipes.training import finish_run, train_model
     from ..train.checkpoint import read_run_config
 
     saved = None
@@ -147,11 +95,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
                 file=sys.stderr,
             )
             return 0
-        # every process takes part in the (collective) test evaluation; rank 0 writes
-        test = trainer.evaluate(model, task.test) if task.test is not None else {}
-        if trainer.fabric.is_global_zero:
-            result = write_final_metrics(out, metrics, test, time.perf_counter() - t0)
-            shown = {k: round(v, 5) for k, v in result.items() if k.startswith(("test/", "val/"))}
+        result = finish_run(trainer, model, task.test, metrics, t0)
+        if result is not None:  # rank 0 wrote it
             print(f"run: {out}")
-            print("metrics: " + json.dumps(shown))
+            print("metrics: " + json.dumps(shown_metrics(result)))
     return 0

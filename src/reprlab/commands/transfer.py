@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import time
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import torch
-from torch import Tensor
-
-from ..errors import CheckpointError, ConfigError, DataError
-from ._common import add_trainer_flags, positive_int, resolve_config, saved_sections
-
-HEADS = ("linear", "svm", "logreg")
+from ..errors import ConfigError
+from ..recipes.transfer import HEADS
+from ._common import add_data_dir, add_trainer_flags, positive_int, resolve_config, shown_metrics
 
 
 def _bool(text: str) -> bool:
@@ -76,7 +68,7 @@ def register(sub) -> None:
     )
     tgt = p.add_argument_group("target")
     tgt.add_argument("--target", required=True, help="target dataset (see 'reprlab datasets')")
-    tgt.add_argument("--data-dir", help="folder with the dataset files")
+    add_data_dir(tgt, "folder with the dataset files")
     tgt.add_argument(
         "--labels-per-class", type=positive_int, help="train on this many labelled examples of each class (default all)"
     )
@@ -127,135 +119,10 @@ def register(sub) -> None:
     p.set_defaults(func=run, accepts_overrides=True)
 
 
-# ---------------------------------------------------------------------------- library functions
-def target_model(
-    source,
-    num_classes: int,
-    mode: str,
-    unfreeze: int = 1,
-    backbone_lr_mult: float = 0.1,
-    standardize_on: Tensor | None = None,
-    probe_on: tuple[Tensor, Tensor] | None = None,
-    **config: Any,
-):
-    """A classifier for ``num_classes`` classes in ``mode``, with ``source``'s backbone weights (None: random init).
-
-    ``source`` is a trained :class:`~reprlab.models.classifier.Classifier`; ``config`` sets other fields
-    (backbone, width, input_shape) when there is no source. ``standardize_on``: target training images
-    whose pre-trained features set the head's input standardization (not in mode scratch).
-    ``probe_on``: labelled target images (x, y); the new head starts as a logistic regression fit on their
-    (standardized) pre-trained features instead of at random - "linear probe, then fine-tune" (LP-FT), so
-    the first steps of fine-tuning do not push a random head's errors into the backbone. Not in mode scratch.
-    """
-    from ..registry import build_config, create_model
-
-    values = dict(config)
-    if source is not None:
-        values = {**dataclasses.asdict(source.config), **values}
-    values.update(num_classes=num_classes, mode=mode, unfreeze=unfreeze, backbone_lr_mult=backbone_lr_mult)
-    build_config("classifier", values)  # checks ranges (unfreeze against the blocks) before building
-    model = create_model("classifier", **values)
-    if source is not None and mode != "scratch":
-        model.backbone.load_state_dict(source.backbone.state_dict())
-        if standardize_on is not None:
-            model.standardize_features(standardize_on)
-        if probe_on is not None:
-            probe_head(model, *probe_on)
-    return model
-
-
-def probe_head(model, x: Tensor, y: Tensor) -> None:
-    """Set ``model``'s head to a multinomial logistic regression (C=1) fit on what the head sees of images x, labels y."""
-    from sklearn.linear_model import LogisticRegression
-
-    f = ((model.features(x) - model.feature_mean) / model.feature_std).numpy()
-    lr = LogisticRegression(max_iter=1000).fit(f, y.numpy())
-    coef, bias = torch.as_tensor(lr.coef_, dtype=torch.float32), torch.as_tensor(lr.intercept_, dtype=torch.float32)
-    if coef.shape[0] == 1:  # two classes: scikit-learn keeps one row (the logit of class 1)
-        coef, bias = torch.cat([-coef / 2, coef / 2]), torch.cat([-bias / 2, bias / 2])
-    if coef.shape != model.head.weight.shape:
-        raise DataError(
-            f"the labelled images hold {coef.shape[0]} of the {model.head.weight.shape[0]} classes; "
-            "a probe head needs every class"
-        )
-    with torch.no_grad():
-        model.head.weight.copy_(coef)
-        model.head.bias.copy_(bias)
-
-
-def classical_head(kind: str, f_tr: np.ndarray, y_tr: np.ndarray, seed: int = 0):
-    """A scikit-learn SVM (RBF, C=10) or logistic regression, fit on standardized features (a fitted pipeline)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
-
-    clf = (
-        SVC(C=10.0, gamma="scale", random_state=seed)
-        if kind == "svm"
-        else LogisticRegression(max_iter=1000, random_state=seed)
-    )
-    return make_pipeline(StandardScaler(), clf).fit(f_tr, y_tr)
-
-
-def classical_head_accuracy(
-    kind: str, f_tr: np.ndarray, y_tr: np.ndarray, f_te: np.ndarray, y_te: np.ndarray, seed: int = 0
-) -> float:
-    """Test accuracy of a scikit-learn SVM (RBF) or logistic regression fit on standardized features."""
-    return float(classical_head(kind, f_tr, y_tr, seed).score(f_te, y_te))
-
-
-def accuracy(model, x: Tensor, y: Tensor) -> float:
-    return float((model.predict(x) == y).float().mean())
-
-
-# ---------------------------------------------------------------------------- CLI
-def _source_model(args, in_shape: tuple[int, ...]):
-    """(source classifier or None, model config values when there is no source, a line saying what was loaded)."""
-    from ..models.pretrained import imagenet_resnet18_state_dict, load_backbone_weights, read_state_dict
-    from ..registry import create_model
-    from ..train.checkpoint import load_run, read_run_config
-
-    if args.source and args.weights:
-        raise ConfigError("give --source RUN or --weights PATH, not both")
-    if args.source:
-        saved = read_run_config(args.source)
-        if saved["model"] != "classifier":
-            raise CheckpointError(
-                f"{args.source} holds a {saved['model']} run; --source needs a run of 'reprlab train classifier'"
-            )
-        if args.backbone or args.width:
-            raise ConfigError("--backbone/--width come from the --source run; drop them")
-        backbone = saved_sections(saved, Path(args.source) / "config.json")["model"].get("backbone")
-        return load_run(args.source), {}, f"backbone: {backbone} from {args.source}"
-    values = {"backbone": args.backbone or ("resnet18" if args.weights else "small_cnn"), "input_shape": in_shape}
-    if args.width:
-        values["width"] = args.width
-    if not args.weights:
-        if args.mode != "scratch":
-            raise ConfigError(
-                f"mode {args.mode} needs a pre-trained backbone: pass --source RUN or --weights PATH (or use --mode scratch)"
-            )
-        return None, values, f"backbone: {values['backbone']}, random init"
-    src = create_model("classifier", **values)
-    if args.weights == "imagenet":
-        if values["backbone"] != "resnet18":
-            raise ConfigError("--weights imagenet is torchvision's ResNet-18; use --backbone resnet18")
-        state, where = imagenet_resnet18_state_dict(), "torchvision ImageNet ResNet-18"
-    else:
-        state, where = read_state_dict(args.weights), args.weights
-    rep = load_backbone_weights(src, state, strict=args.strict, where=where, min_match=args.weights_min_match)
-    return src, {}, f"weights from {where}: {rep.summary()}"
-
-
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from ..config import build, to_dict, TrainerConfig
-    from ..data import load_images
-    from ..data.batches import TensorBatches
-    from ..data.transfer import fit_input, label_budget
-    from ..io import atomic_write_text
-    from ..train.engine import Trainer, seed_everything
-    from ..train.rundir import OpenRun, check_new_run
+    from ..config import TrainerConfig, build
+    from ..recipes.transfer import prepare_transfer, run_transfer
+    from ..train.rundir import check_new_run
 
     tree = resolve_config(args, extra)
     tree["data"].pop("data_dir", None)  # --data-dir is ours; resolve_config files it under data
@@ -282,76 +149,27 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"transfer-{args.target}-{args.mode}-seed{trainer_cfg.seed}"
     check_new_run(out, args.overwrite)
 
-    d = load_images(args.target, args.data_dir)
-    source, values, loaded = _source_model(args, tuple(d.input_shape))
-    want = tuple(source.config.input_shape) if source is not None else tuple(values["input_shape"])
-    x_tr, y_tr = fit_input(d.train[0], want, args.resize, d.name), d.train[1]
-    x_va = fit_input(d.val[0], want, args.resize, d.name) if len(d.val[0]) else None
-    x_te = fit_input(d.test[0], want, args.resize, d.name)
-    if args.labels_per_class:
-        x_tr, y_tr = label_budget(x_tr, y_tr, args.labels_per_class, trainer_cfg.seed, d.num_classes, d.classes)
-    seed_everything(trainer_cfg.seed)
-    model = target_model(
-        source,
-        d.num_classes,
+    setup = prepare_transfer(
+        args.target,
+        args.data_dir,
         args.mode,
-        args.unfreeze,
-        args.backbone_lr_mult,
-        standardize_on=x_tr,
-        probe_on=(x_tr, y_tr) if args.head_init == "probe" else None,
-        **values,
+        trainer_cfg.seed,
+        source=args.source,
+        weights=args.weights,
+        backbone=args.backbone,
+        width=args.width,
+        strict=args.strict,
+        min_match=args.weights_min_match,
+        unfreeze=args.unfreeze,
+        backbone_lr_mult=args.backbone_lr_mult,
+        labels_per_class=args.labels_per_class,
+        resize=args.resize,
+        probe=args.head_init == "probe",
     )
-    print(loaded)
-    print(f"target: {d.name}, {len(x_tr)} labelled training images, {len(x_te)} test images, {d.num_classes} classes")
-    t0 = time.perf_counter()
-    if args.head != "linear":
-        f_tr, f_te = model.features(x_tr, kind=args.features).numpy(), model.features(x_te, kind=args.features).numpy()
-        acc = classical_head_accuracy(args.head, f_tr, y_tr.numpy(), f_te, d.test[1].numpy(), trainer_cfg.seed)
-        result = {
-            "test/acc": acc,
-            "wall_seconds": time.perf_counter() - t0,
-            "head": args.head,
-            "features": args.features,
-            "train_size": len(x_tr),
-        }
-        run = OpenRun(out, overwrite=args.overwrite)
-        try:  # a run of its own: config.json names the model whose frozen features the head was fit on
-            config = {"model": "classifier", "model_config": to_dict(model.config), "transfer": {"head": args.head}}
-            atomic_write_text(out / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
-            atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
-            run.commit()
-        finally:
-            run.close()
+    print(setup.loaded)
+    print(setup.describe())
+    result = run_transfer(setup, trainer_cfg, out, args.overwrite, args.head, args.features)
+    if result is not None:  # None: another DDP process; global rank 0 wrote and reports the run
         print(f"run: {out}")
-        print("metrics: " + json.dumps({"test/acc": round(acc, 5)}))
-        return 0
-
-    run_config = {
-        "model": "classifier",
-        "model_config": to_dict(model.config),
-        "trainer": to_dict(trainer_cfg),
-        "data": {"name": d.name, "data_dir": args.data_dir, "val_size": len(d.val[0]) or 0},
-        "transfer": {
-            "source": args.source,
-            "weights": args.weights,
-            "mode": args.mode,
-            "labels_per_class": args.labels_per_class,
-            "resize": args.resize,
-            "loaded": loaded,
-        },
-    }
-    bs = trainer_cfg.batch_size
-    train = TensorBatches({"x": x_tr, "y": y_tr}, bs, shuffle=True, seed=trainer_cfg.seed)
-    val = TensorBatches({"x": x_va, "y": d.val[1]}, 1024, shuffle=False) if x_va is not None else None
-    with Trainer(
-        trainer_cfg, out, run_config, overwrite=args.overwrite, description=f"transfer {args.mode}"
-    ) as trainer:
-        metrics = trainer.fit(model, train, val)
-        test = trainer.evaluate(model, TensorBatches({"x": x_te, "y": d.test[1]}, 1024, shuffle=False))
-        result = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-        result.update({f"test/{k}": v for k, v in test.items()})
-        result["wall_seconds"] = time.perf_counter() - t0
-        atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
-    print(f"run: {out}")
-    print("metrics: " + json.dumps({k: round(v, 5) for k, v in result.items() if k.startswith(("test/", "val/"))}))
+        print("metrics: " + json.dumps(shown_metrics(result)))
     return 0

@@ -17,8 +17,6 @@ Validation and test batches are ``{"x", "y"}`` from the *target* domain.
 from __future__ import annotations
 
 import hashlib
-import os
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -27,6 +25,7 @@ from torch import Tensor
 
 from ..config import DataConfig, TrainerConfig
 from ..errors import ConfigError, DataError
+from ..io import atomic_write_with, cache_dir
 from ..tasks import TaskData, register_task
 from . import get_dataset, register_dataset
 from .batches import Batch, TensorBatches, epoch_generator
@@ -130,11 +129,6 @@ def accuracy_by_photo(correct, photos) -> dict[str, float]:
     return {p: float(correct[photos == p].mean()) for p in order}
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("REPRLAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "reprlab")
-    return Path(root)
-
-
 _FASHION_M: dict[tuple[str, str, int], tuple[Tensor, Tensor]] = {}
 
 
@@ -150,7 +144,7 @@ def load_fashion_m(split: str, data_dir: str | None = None, seed: int = 0) -> tu
     if key in _FASHION_M:
         return _FASHION_M[key]
     tag = hashlib.sha1(f"{folder}|{split}|{seed}|{FASHION_M_VERSION}".encode()).hexdigest()[:12]
-    path = _cache_dir() / f"fashion-m-{split}-seed{seed}-{tag}.npy"
+    path = cache_dir() / f"fashion-m-{split}-seed{seed}-{tag}.npy"
     arr = None
     if path.is_file():
         try:
@@ -165,9 +159,7 @@ def load_fashion_m(split: str, data_dir: str | None = None, seed: int = 0) -> tu
         arr = blend_with_photos(grey, [load_photo(p) for p in names], stream)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
-            np.save(tmp, arr)
-            os.replace(tmp, path)
+            atomic_write_with(path, lambda tmp: np.save(tmp, arr))
         except OSError:
             pass  # caching is an optimization; a read-only home still works
     out = (torch.from_numpy(arr).float().div_(255.0), y)
@@ -315,7 +307,8 @@ def load_domain_pair(
     if tuple(s.classes) != tuple(t.classes):
         raise DataError(
             f"source {source!r} and target {target!r} have different label sets "
-            f"({len(s.classes)} classes: {', '.join(s.classes[:4])}… vs {len(t.classes)}: {', '.join(t.classes[:4])}…); "
+            f"({len(s.classes)} classes: {', '.join(s.classes[:4])}… vs {len(t.classes)}: "
+            f"{', '.join(t.classes[:4])}…); "
             "adaptation needs the same classes in both domains"
         )
     ss, ts = s.input_shape, t.input_shape
@@ -393,17 +386,18 @@ def domain_task(data: DataConfig, trainer: TrainerConfig) -> TaskData:
     train = PairedBatches(s.train, t.train, trainer.batch_size, seed=trainer.seed)
     val = TensorBatches({"x": t.val[0], "y": t.val[1]}, 1024, shuffle=False) if len(t.val[0]) else None
     test = TensorBatches({"x": t.test[0], "y": t.test[1]}, 1024, shuffle=False)
-    task = TaskData(
+    return TaskData(
         train,
         val,
         test,
         {"input_shape": s.input_shape, "num_classes": s.num_classes, "num_target": len(t.train[0])},
         f"{s_name} -> {t_name}: {len(s.train[0])} labelled source / {len(t.train[0])} unlabelled target train, "
         f"{len(t.val[0])} target val / {len(t.test[0])} target test",
+        extras={
+            "source_test": TensorBatches({"x": s.test[0], "y": s.test[1]}, 1024, shuffle=False),
+            "pair": (s, t),  # the (source, target) ImageData
+        },
     )
-    task.source_test = TensorBatches({"x": s.test[0], "y": s.test[1]}, 1024, shuffle=False)  # type: ignore[attr-defined]
-    task.pair = (s, t)  # type: ignore[attr-defined]
-    return task
 
 
 __all__ = [

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +28,6 @@ __all__ = [
     "fd_classifier",
     "classifier_features",
     "class_coverage",
-    "cache_dir",
 ]
 
 
@@ -122,10 +120,6 @@ def accuracy(model: FeatureClassifier, x: Tensor, y: Tensor) -> float:
     return float((_batched(model, x.float()).argmax(1) == y).float().mean())
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("REPRLAB_CACHE") or Path.home() / ".cache" / "reprlab")
-
-
 def fd_classifier(
     data_dir: str | None = None,
     cfg: FeatureClassifierConfig = FeatureClassifierConfig(),
@@ -139,7 +133,7 @@ def fd_classifier(
     from safetensors.torch import load_file, save
 
     from ..data.images import load_fashion_mnist, locate_fashion_mnist
-    from ..train.checkpoint import atomic_write_bytes, atomic_write_text
+    from ..io import atomic_write_bytes, atomic_write_text, cache_dir
 
     folder = locate_fashion_mnist(data_dir)
     key_src = json.dumps({"cfg": asdict(cfg), "data": str(folder), "version": 1}, sort_keys=True)

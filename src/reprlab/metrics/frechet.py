@@ -162,7 +162,8 @@ def inception_fid(
             metric = FrechetInceptionDistance(feature=2048, normalize=True, feature_extractor_weights_path=str(p))
         except Exception as e:  # a wrong or corrupt file fails inside torch.load / load_state_dict
             raise ConfigError(
-                f"Inception weights file {p} is not usable ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                f"Inception weights file {p} is not usable ({e.__class__.__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''}); "
                 "it must be torch-fidelity's pt_inception-2015-12-05 weights"
             ) from None
     else:

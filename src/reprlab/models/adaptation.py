@@ -144,7 +144,8 @@ class DomainAdaptationModel(ReprModel):
         shape = tuple(batch["x_s"].shape[1:])
         if shape != tuple(self.config.input_shape) or tuple(batch["x_t"].shape[1:]) != shape:
             raise ConfigError(
-                f"{self.registry_name}: inputs of shape {shape} / {tuple(batch['x_t'].shape[1:])}, model built for {tuple(self.config.input_shape)}"
+                f"{self.registry_name}: inputs of shape {shape} / {tuple(batch['x_t'].shape[1:])}, model built for "
+                f"{tuple(self.config.input_shape)}"
             )
 
     def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -309,7 +310,8 @@ class PseudoLabel(DomainAdaptationModel):
         i = batch["i_t"]
         if len(i) and int(i.max()) >= self.config.num_target:
             raise ConfigError(
-                f"da_pseudo_label was built for {self.config.num_target} target examples, got index {int(i.max())}; set model.num_target"
+                f"da_pseudo_label was built for {self.config.num_target} target examples, got index {int(i.max())}; "
+                "set model.num_target"
             )
         logits_t = self.head(f_t)
         conf, pred = F.softmax(logits_t.detach(), 1).max(1)

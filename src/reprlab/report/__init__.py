@@ -1,1 +1,1 @@
-"""Figures (matplotlib) and the HTML/markdown report built from studies' results.json files."""
+"""The HTML/markdown report, built from the studies' results.json files only."""

@@ -45,6 +45,8 @@ def check_result(obj: Any, path: Path) -> dict[str, Any]:
         for item in obj[key]:
             if not isinstance(item, dict) or any(k not in item for k in needed):
                 raise ReprlabError(f"{path} is not a study's results: an entry of {key!r} lacks {needed}; {redo}")
+    if "order" in obj and (not isinstance(obj["order"], int) or isinstance(obj["order"], bool)):
+        raise ReprlabError(f"{path} is not a study's results: 'order' has the wrong type; {redo}")
     for t in obj["tables"]:
         if not isinstance(t["columns"], list) or not all(isinstance(r, list) for r in t["rows"]):
             raise ReprlabError(f"{path} is not a study's results: table {t['title']!r} is malformed; {redo}")
@@ -52,7 +54,8 @@ def check_result(obj: Any, path: Path) -> dict[str, Any]:
 
 
 def collect(folder: Path) -> list[dict[str, Any]]:
-    """Every study's results under ``folder`` (one ``NAME/results.json`` each), in the studies' order.
+    """Every study's results under ``folder`` (one ``NAME/results.json`` each), in the studies' order (their
+    ``order`` field; the report reads results.json files only and imports no study).
 
     A folder with none, and a results.json that is not a study's results, are refused with one line."""
     if not folder.exists():
@@ -71,10 +74,8 @@ def collect(folder: Path) -> list[dict[str, Any]]:
             f"{folder} holds no study results (no {folder}/NAME/results.json); "
             f"run 'reprlab study all --preset quick --out {folder}' first"
         )
-    from ..studies.base import study_names
-
-    order = {n: i for i, n in enumerate(study_names())}
-    return sorted(out, key=lambda s: order.get(s.get("study"), 999))
+    # each results.json carries its study's place (``order``, from its registration); one without comes last
+    return sorted(out, key=lambda s: (s.get("order", 999), s["study"]))
 
 
 def markdown(studies: list[dict[str, Any]]) -> str:

@@ -19,16 +19,14 @@ def fit_registered_model(est, name: str, xt: torch.Tensor, **model_kwargs):
     ``epochs``, ``batch_size``, ``lr`` and ``random_state``; returns it in eval mode."""
     from ..config import TrainerConfig
     from ..data.batches import TensorBatches
-    from ..registry import create_model
-    from ..train.engine import Trainer, seed_everything
+    from ..recipes.training import fit, seeded_model
 
     seed = 0 if est.random_state is None else int(est.random_state)
-    seed_everything(seed)
-    model = create_model(name, **model_kwargs)
+    model = seeded_model(name, seed, **model_kwargs)
     cfg = TrainerConfig(
         epochs=est.epochs, batch_size=est.batch_size, lr=est.lr, seed=seed, progress=False, tensorboard=False
     )
-    Trainer(cfg).fit(model, TensorBatches({"x": xt}, min(est.batch_size, len(xt)), seed=seed))
+    fit(model, TensorBatches({"x": xt}, min(est.batch_size, len(xt)), seed=seed), cfg)
     return model.eval()
 
 

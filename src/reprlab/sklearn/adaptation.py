@@ -68,8 +68,7 @@ class DomainAdaptationClassifier(ClassifierMixin, BaseEstimator):
         from ..config import TrainerConfig
         from ..data.domains import PairedBatches
         from ..models.adaptation import model_name
-        from ..registry import create_model
-        from ..train.engine import Trainer, seed_everything
+        from ..recipes.training import fit, seeded_model
 
         name = model_name(self.method)
         X, y = validate_data(self, X, y, dtype=np.float32)
@@ -112,8 +111,7 @@ class DomainAdaptationClassifier(ClassifierMixin, BaseEstimator):
         if self.method == "pseudo-label":
             kw.update(threshold=self.threshold, num_target=len(X_t))
         seed = 0 if self.random_state is None else int(self.random_state)
-        seed_everything(seed)
-        self.model_ = create_model(name, **kw)
+        self.model_ = seeded_model(name, seed, **kw)
         tens = lambda a: torch.from_numpy(((a - self.mean_) / self.scale_).astype(np.float32))  # noqa: E731
         data = PairedBatches(
             (tens(X), torch.from_numpy(ys.astype(np.int64))),
@@ -124,7 +122,7 @@ class DomainAdaptationClassifier(ClassifierMixin, BaseEstimator):
         cfg = TrainerConfig(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=seed, progress=False, tensorboard=False
         )
-        Trainer(cfg).fit(self.model_, data)
+        fit(self.model_, data, cfg)
         self.model_.eval()
         return self
 

@@ -15,12 +15,10 @@ import math
 import numpy as np
 import torch
 
-from ..config import TrainerConfig
-from ..data.domains import PairedBatches, accuracy_by_photo, fashion_m_photo_names, load_domain_pair
+from ..data.domains import accuracy_by_photo, fashion_m_photo_names, load_domain_pair
 from ..metrics.domain import proxy_a_distance
-from ..models.adaptation import METHODS, model_name
-from ..registry import create_model
-from ..train.engine import Trainer, seed_everything
+from ..models.adaptation import METHODS
+from ..recipes.adaptation import accuracy, correct, train_method
 from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study
 
 ADAPT = ("mmd", "coral", "dann", "pseudo-label")
@@ -57,52 +55,6 @@ PAIRS = {"moons": ("moons", "moons-rotated"), "fashion": ("fashion-mnist", "fash
 TSNE_POINTS = {"smoke": 150, "quick": 400, "full": 1000}
 
 
-def train_method(
-    method: str,
-    source,
-    target,
-    seed: int,
-    epochs: int,
-    batch: int,
-    lr: float,
-    progress: bool = False,
-    threads: int = 0,
-    optimizer: str = "adam",
-    lr_schedule: str = "constant",
-    **model,
-):
-    """Train one method on (source, target) ImageData; returns the model in eval mode."""
-    seed_everything(seed)
-    kw = dict(input_shape=source.input_shape, num_classes=source.num_classes, **model)
-    if method == "pseudo-label":
-        kw["num_target"] = len(target.train[0])
-    m = create_model(model_name(method), **kw)
-    cfg = TrainerConfig(
-        epochs=epochs,
-        batch_size=batch,
-        lr=lr,
-        seed=seed,
-        progress=progress,
-        tensorboard=False,
-        threads=threads,
-        optimizer=optimizer,
-        lr_schedule=lr_schedule,
-    )
-    Trainer(cfg, description=f"{method} seed={seed}").fit(
-        m, PairedBatches(source.train, target.train, batch, seed=seed)
-    )
-    return m.eval()
-
-
-def correct(model, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    """One bool per example: whether the model's prediction is right."""
-    return (model.predict_proba(x).argmax(1) == y).numpy()
-
-
-def accuracy(model, x: torch.Tensor, y: torch.Tensor) -> float:
-    return float(correct(model, x, y).mean())
-
-
 def _features(model, x: torch.Tensor) -> np.ndarray:
     with torch.no_grad():
         return torch.cat([model.encode(x[i : i + 2048]) for i in range(0, len(x), 2048)]).numpy()
@@ -126,7 +78,7 @@ def beats(acc: dict[str, list[float]], method: str) -> bool:
 def _tsne_figure(path, panels, n: int, seed: int) -> None:
     import matplotlib.pyplot as plt
 
-    from ..report.figures import save_figure
+    from ..plots import save_figure
     from sklearn.manifold import TSNE
 
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2))
@@ -146,7 +98,7 @@ def _tsne_figure(path, panels, n: int, seed: int) -> None:
 def _boundary_figure(path, models: dict, source, target) -> None:
     import matplotlib.pyplot as plt
 
-    from ..report.figures import save_figure
+    from ..plots import save_figure
 
     xs, ys = source.test
     xt, yt = target.test
@@ -171,7 +123,7 @@ def _boundary_figure(path, models: dict, source, target) -> None:
 def _gap_figure(path, gaps: dict[str, dict[str, list[float]]]) -> None:
     import matplotlib.pyplot as plt
 
-    from ..report.figures import save_figure
+    from ..plots import save_figure
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     width = 0.8 / max(len(gaps), 1)
@@ -212,7 +164,8 @@ def _photo_table(by_image: dict[str, list[dict[str, float]]], n_val: int) -> Tab
         ["images", *METHODS, "gap DANN closes"],
         rows,
         f"Fashion-M's training and test images are blended from different photos. The first row scores {n_val} target "
-        "images blended from the training photos that no method trains on: new garments and new crops, the setting of the "
+        "images blended from the training photos that no method trains on: new garments and new crops, the setting of "
+        "the "
         "widely used MNIST-M script (pumpikano/tf-dann's create_mnistm.py blends training and test digits alike with "
         "BSDS500's training photos). The other rows split the test set by photo.",
     )
@@ -236,7 +189,8 @@ def run(ctx: StudyContext) -> StudyResult:
         "adaptation",
         "Domain adaptation: MMD, CORAL, DANN and pseudo-labels",
         "Aligning the feature distributions of a labelled source domain and an unlabelled target domain "
-        "lets one model work in both: target accuracy rises from the source-only floor toward the train-on-target ceiling.",
+        "lets one model work in both: target accuracy rises from the source-only floor toward the train-on-target "
+        "ceiling.",
         ctx.preset,
         f"reprlab study adaptation --preset {ctx.preset}",
     )
@@ -306,10 +260,13 @@ def run(ctx: StudyContext) -> StudyResult:
                 f"{s_name} → {t_name}: target test accuracy ({len(seeds)} seed{'s' * (len(seeds) > 1)})",
                 ["method", "target acc", "source acc", "gap closed", "beats source-only (2σ)", "proxy A-distance"],
                 rows,
-                f"{len(source.train[0])} labelled source and {len(target.train[0])} unlabelled target training examples "
+                f"{len(source.train[0])} labelled source and {len(target.train[0])} unlabelled target training "
+                "examples "
                 f"(scored on {len(target.test[0])} target and {len(source.test[0])} source test images), "
-                f"{p['epochs']} epochs, batch {p['batch']} per domain, {_describe_training(p)}. Gap closed = (method − source-only) / "
-                "(oracle − source-only) per seed. Proxy A-distance = 2(1 − 2ε) of a linear SVM on the first seed's features "
+                f"{p['epochs']} epochs, batch {p['batch']} per domain, {_describe_training(p)}. Gap closed = (method − "
+                "source-only) / "
+                "(oracle − source-only) per seed. Proxy A-distance = 2(1 − 2ε) of a linear SVM on the first seed's "
+                "features "
                 "of source and target test images (0: indistinguishable, 2: separable).",
             )
         )
@@ -342,7 +299,8 @@ def run(ctx: StudyContext) -> StudyResult:
         res.figures.append(
             Figure(
                 f"tsne_{pair}.png",
-                f"t-SNE of source (blue) and target (orange) test features, {s_name} → {t_name}, before (source-only) and after adaptation.",
+                f"t-SNE of source (blue) and target (orange) test features, {s_name} → {t_name}, before (source-only) "
+                "and after adaptation.",
             )
         )
         if pair == "moons":
@@ -362,7 +320,8 @@ def run(ctx: StudyContext) -> StudyResult:
         won = [m for m in ADAPT if beats(acc_t, m)]
         res.findings.append(
             Finding(
-                f"On {s_name} → {t_name}, each of MMD, CORAL, DANN and pseudo-labels beats source-only on the target by more than 2 std of the seeds.",
+                f"On {s_name} → {t_name}, each of MMD, CORAL, DANN and pseudo-labels beats source-only on the target "
+                "by more than 2 std of the seeds.",
                 "supported" if len(won) == len(ADAPT) else ("not supported" if not won else "mixed"),
                 f"beat it: {won or 'none'}; target acc: "
                 + ", ".join(f"{m} {mean_std(acc_t[m])[0]:.3f}" for m in METHODS),
@@ -374,10 +333,12 @@ def run(ctx: StudyContext) -> StudyResult:
         both = [m for m in aligned if m in kept and m in won]
         res.findings.append(
             Finding(
-                f"On {s_name} → {t_name}, aligning the features (lower proxy A-distance) gives one model that works in both domains "
+                f"On {s_name} → {t_name}, aligning the features (lower proxy A-distance) gives one model that works in "
+                "both domains "
                 "(target accuracy up, source accuracy within 3 points of source-only).",
                 "supported" if len(both) >= 2 else ("mixed" if both or won else "not supported"),
-                f"PAD lower than source-only's {pad['source-only']:.2f}: {aligned or 'none'}; source accuracy kept: {kept or 'none'}; "
+                f"PAD lower than source-only's {pad['source-only']:.2f}: {aligned or 'none'}; source accuracy kept: "
+                f"{kept or 'none'}; "
                 f"all three: {both or 'none'}",
             )
         )
@@ -386,10 +347,13 @@ def run(ctx: StudyContext) -> StudyResult:
             same = gap_closed({m: [a[TRAIN_PHOTOS_HELD_OUT] for a in by_image[m]] for m in METHODS}, "dann")
             res.findings.append(
                 Finding(
-                    "DANN closes at least 60% of the source-only → oracle gap on Fashion → Fashion-M (the DANN paper closes about 56% on MNIST → MNIST-M).",
+                    "DANN closes at least 60% of the source-only → oracle gap on Fashion → Fashion-M (the DANN paper "
+                    "closes about 56% on MNIST → MNIST-M).",
                     "supported" if g >= 0.6 else "not supported",
-                    f"DANN closes {fmt(gaps[pair]['dann'], 3)} of the gap on the test photos (source-only {mean_std(acc_t['source-only'])[0]:.3f}, "
-                    f"DANN {mean_std(acc_t['dann'])[0]:.3f}, oracle {mean_std(acc_t['target-oracle'])[0]:.3f}); on held-out images of the "
+                    f"DANN closes {fmt(gaps[pair]['dann'], 3)} of the gap on the test photos (source-only "
+                    f"{mean_std(acc_t['source-only'])[0]:.3f}, "
+                    f"DANN {mean_std(acc_t['dann'])[0]:.3f}, oracle {mean_std(acc_t['target-oracle'])[0]:.3f}); on "
+                    "held-out images of the "
                     f"photos it adapted to, {fmt(same, 3)}",
                 )
             )
@@ -401,7 +365,8 @@ def run(ctx: StudyContext) -> StudyResult:
         ),
     )
     res.notes.append(
-        "Fashion-M is the MNIST-M construction (|colour photo crop − image|) applied to Fashion-MNIST with scikit-image's "
+        "Fashion-M is the MNIST-M construction (|colour photo crop − image|) applied to Fashion-MNIST with "
+        "scikit-image's "
         "bundled photos, not the original MNIST-M; train and test use different photos. Source and target training "
         "images come from disjoint halves of Fashion-MNIST's training set. Anchor: Ganin et al. (JMLR 2016, Table 2), "
         "MNIST → MNIST-M: source-only 52.25%, DANN 76.66%, train-on-target 95.96%."
@@ -414,6 +379,7 @@ def run(ctx: StudyContext) -> StudyResult:
         p, f = preset["fashion"], PRESETS["full"]["fashion"]
         res.notes.append(
             f"The {ctx.preset} preset trains on {p['limit']} images per domain for {p['epochs']} epochs; "
-            f"the full preset uses {f['limit']} per domain for {f['epochs']} epochs. Verdicts at this budget are about this budget."
+            f"the full preset uses {f['limit']} per domain for {f['epochs']} epochs. Verdicts at this budget are about "
+            "this budget."
         )
     return res

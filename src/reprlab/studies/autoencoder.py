@@ -11,9 +11,8 @@ import torch
 
 from ..config import TrainerConfig
 from ..data.batches import TensorBatches
-from ..registry import create_model
-from ..report.figures import line_plot, reconstruction_grid, scatter_2d
-from ..train.engine import Trainer, seed_everything
+from ..plots import line_plot, reconstruction_grid, scatter_2d
+from ..recipes.training import fit, seeded_model
 from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study, verdict_of
 
 PRESETS = {
@@ -25,12 +24,9 @@ PRESETS = {
 
 
 def _train_ae(x_tr: torch.Tensor, code: int, loss: str, seed: int, epochs: int, progress: bool):
-    seed_everything(seed)
-    model = create_model("ae_mlp", input_shape=tuple(x_tr.shape[1:]), code_dim=code, loss=loss)
+    model = seeded_model("ae_mlp", seed, input_shape=tuple(x_tr.shape[1:]), code_dim=code, loss=loss)
     cfg = TrainerConfig(epochs=epochs, batch_size=128, lr=1e-3, seed=seed, progress=progress, tensorboard=False)
-    Trainer(cfg, description=f"ae code={code} {loss} seed={seed}").fit(
-        model, TensorBatches({"x": x_tr}, 128, seed=seed)
-    )
+    fit(model, TensorBatches({"x": x_tr}, 128, seed=seed), cfg, description=f"ae code={code} {loss} seed={seed}")
     return model.eval()
 
 
@@ -103,7 +99,8 @@ def run(ctx: StudyContext) -> StudyResult:
             "Test reconstruction MSE (per pixel) against code size",
             ["code size", f"MLP AE (mean ± std, {len(ctx.seeds)} seeds)", "PCA", "PCA / AE", "better (2σ)"],
             rows,
-            f"{data.name}, {len(x_tr)} training images, {p['epochs']} epochs, Adam 1e-3, batch 128, MLP {x_tr[0].numel()}-512-256-k; test set of {len(x_te)}.",
+            f"{data.name}, {len(x_tr)} training images, {p['epochs']} epochs, Adam 1e-3, batch 128, MLP "
+            f"{x_tr[0].numel()}-512-256-k; test set of {len(x_te)}.",
         )
     )
     line_plot(
@@ -129,8 +126,10 @@ def run(ctx: StudyContext) -> StudyResult:
     flat = [k for a, k in zip(codes, codes[1:]) if mean_std(ae_mse[k])[0] > 0.95 * mean_std(ae_mse[a])[0]]
     if flat:
         res.notes.append(
-            f"The autoencoder's error stops falling at code sizes {flat} (less than 5% below the next smaller code) while "
-            "PCA's keeps falling: with this training budget the network is limited by optimization, not by its code size."
+            f"The autoencoder's error stops falling at code sizes {flat} (less than 5% below the next smaller code) "
+            "while "
+            "PCA's keeps falling: with this training budget the network is limited by optimization, not by its code "
+            "size."
         )
     won = [k for k, w in zip(p["codes"], wins) if w]
     res.findings.append(
@@ -215,6 +214,7 @@ def run(ctx: StudyContext) -> StudyResult:
     )
     if ctx.preset != "full":
         res.notes.append(
-            f"The {ctx.preset} preset trains on {len(x_tr)} images for {p['epochs']} epochs; the full preset uses all 55,000 for 40 epochs."
+            f"The {ctx.preset} preset trains on {len(x_tr)} images for {p['epochs']} epochs; the full preset uses all "
+            "55,000 for 40 epochs."
         )
     return res

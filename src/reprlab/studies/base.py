@@ -61,6 +61,7 @@ class StudyResult:
     notes: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)  # raw numbers, for re-plotting
     seconds: float = 0.0
+    order: int = 100  # the study's place in the report (run_study copies it from the registration)
 
     @property
     def verdict(self) -> Verdict:
@@ -189,6 +190,7 @@ def run_study(
     t0 = time.perf_counter()
     result = spec.fn(ctx)
     result.seconds = time.perf_counter() - t0
+    result.title, result.order = spec.title, spec.order  # what the report orders and titles by: it imports no study
     atomic_write_text(out / "results.json", json.dumps(result.to_json(), indent=2, default=_jsonable) + "\n")
     return result
 

@@ -26,9 +26,9 @@ from ..metrics.classifier_features import (
     train_feature_classifier,
 )
 from ..metrics.frechet import frechet_distance, kernel_distance
-from ..registry import create_model, list_models
-from ..report.figures import image_grid, line_plot
-from ..train.engine import Trainer, seed_everything
+from ..registry import list_models
+from ..plots import image_grid, line_plot
+from ..recipes.training import fit, seeded_model
 from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study, verdict_of
 
 OBJECTIVES = ("non-saturating", "minimax", "wgan-gp")
@@ -90,10 +90,10 @@ def _classifier(data, preset: dict, ctx: StudyContext):
 
 
 def _train_gan(objective: str, x: torch.Tensor, p: dict, seed: int, clf, ref_feats, progress: bool):
-    seed_everything(seed)
     extra = {"n_critic": p["n_critic"], "beta2": 0.9} if objective == "wgan-gp" else {}
-    model = create_model(
+    model = seeded_model(
         "dcgan",
+        seed,
         input_shape=tuple(x.shape[1:]),
         objective=objective,
         latent_dim=p["latent"],
@@ -110,9 +110,9 @@ def _train_gan(objective: str, x: torch.Tensor, p: dict, seed: int, clf, ref_fea
     cfg = TrainerConfig(
         epochs=p["epochs"], batch_size=p["batch"], lr=LR, seed=seed, progress=progress, tensorboard=False
     )
-    trainer = Trainer(cfg, description=f"dcgan {objective} seed={seed}")
     t0 = time.perf_counter()
-    trainer.fit(model, TensorBatches({"x": x}, p["batch"], seed=seed, drop_last=True), callbacks=[fd_now])
+    data = TensorBatches({"x": x}, p["batch"], seed=seed, drop_last=True)
+    trainer = fit(model, data, cfg, callbacks=[fd_now], description=f"dcgan {objective} seed={seed}")
     return model.eval(), [fd0] + [h["fd"] for h in trainer.history], trainer.history, time.perf_counter() - t0
 
 
@@ -137,12 +137,11 @@ def _vae_samples(x: torch.Tensor, p: dict, seed: int, n: int, progress: bool):
     """Samples of the regularized family's VAE trained on the same images, or None when it is absent."""
     if "vae_mlp" not in list_models():
         return None
-    seed_everything(seed)
-    model = create_model("vae_mlp", input_shape=tuple(x.shape[1:]))
+    model = seeded_model("vae_mlp", seed, input_shape=tuple(x.shape[1:]))
     cfg = TrainerConfig(
         epochs=p["epochs"], batch_size=p["batch"], lr=1e-3, seed=seed, progress=progress, tensorboard=False
     )
-    Trainer(cfg, description=f"vae_mlp seed={seed}").fit(model, TensorBatches({"x": x}, p["batch"], seed=seed))
+    fit(model, TensorBatches({"x": x}, p["batch"], seed=seed), cfg, description=f"vae_mlp seed={seed}")
     with torch.no_grad():
         return model.eval().sample(n, generator=torch.Generator().manual_seed(30_000 + seed))
 
@@ -234,7 +233,8 @@ def run(ctx: StudyContext) -> StudyResult:
     acc = clf_info.get("test_accuracy", float("nan"))
     res.tables.append(
         Table(
-            f"Sample quality against the {data.name} test set ({p['n_samples']} samples; mean ± std over {len(seeds)} seed(s))",
+            f"Sample quality against the {data.name} test set ({p['n_samples']} samples; mean ± std over {len(seeds)} "
+            "seed(s))",
             [
                 "model",
                 "FD-classifier",
@@ -246,11 +246,16 @@ def run(ctx: StudyContext) -> StudyResult:
                 "train s",
             ],
             rows,
-            f"Features: the {clf.feature[0].out_features}-d penultimate layer of reprlab's classifier (test accuracy {acc:.3f}). "
-            f"FD-classifier is not FID: Lucic et al. 2018 report Inception FID on Fashion-MNIST (NS GAN 26.5, WGAN 21.5, WGAN-GP 24.5), "
-            f"a different feature space, so those numbers are context only. DCGAN G/D widths {p['g']}/{p['d']}, latent {p['latent']}, "
-            f"{len(x_tr)} training images, {p['epochs']} epochs, batch {p['batch']}, Adam lr {LR}; WGAN-GP n_critic={p['n_critic']}, "
-            "betas (0.5, 0.9). D(x), D(G(z)) are probabilities for minimax / non-saturating and critic scores for WGAN-GP.",
+            f"Features: the {clf.feature[0].out_features}-d penultimate layer of reprlab's classifier (test accuracy "
+            f"{acc:.3f}). "
+            "FD-classifier is not FID: Lucic et al. 2018 report Inception FID on Fashion-MNIST (NS GAN 26.5, WGAN "
+            "21.5, WGAN-GP 24.5), "
+            f"a different feature space, so those numbers are context only. DCGAN G/D widths {p['g']}/{p['d']}, latent "
+            f"{p['latent']}, "
+            f"{len(x_tr)} training images, {p['epochs']} epochs, batch {p['batch']}, Adam lr {LR}; WGAN-GP "
+            f"n_critic={p['n_critic']}, "
+            "betas (0.5, 0.9). D(x), D(G(z)) are probabilities for minimax / non-saturating and critic scores for "
+            "WGAN-GP.",
         )
     )
     classes = list(data.classes)
@@ -325,7 +330,8 @@ def run(ctx: StudyContext) -> StudyResult:
     fell = {o: fd_mean[o] <= 0.1 * init[o] for o in OBJECTIVES}
     res.findings.append(
         Finding(
-            "G learns to mimic the data: training cuts FD-classifier at least tenfold from the untrained generator, for every objective.",
+            "G learns to mimic the data: training cuts FD-classifier at least tenfold from the untrained generator, "
+            "for every objective.",
             verdict_of(list(fell.values())),
             "; ".join(f"{o}: {init[o]:.3g} -> {fd_mean[o]:.3g}" for o in OBJECTIVES),
         )
@@ -335,7 +341,8 @@ def run(ctx: StudyContext) -> StudyResult:
     close = {o: fd_mean[o] <= 5 * floor["fd"] for o in gan_objs}
     evidence = "; ".join(
         f"{o}: D accuracy {mean_std(col(o, 'd_acc'))[0]:.3f}, D(x) {mean_std(col(o, 'd_real'))[0]:.3f}, "
-        f"D(G(z)) {mean_std(col(o, 'd_fake'))[0]:.3f}, FD {fd_mean[o]:.3g} ({fd_mean[o] / max(floor['fd'], 1e-12):.0f}× the floor)"
+        f"D(G(z)) {mean_std(col(o, 'd_fake'))[0]:.3f}, FD {fd_mean[o]:.3g} "
+        f"({fd_mean[o] / max(floor['fd'], 1e-12):.0f}× the floor)"
         for o in gan_objs
     )
     # chance-level D means "G fools D" only when G's samples are close to the data; otherwise D is just weak
@@ -349,7 +356,8 @@ def run(ctx: StudyContext) -> StudyResult:
             evidence += ". D is at chance although the samples are far from the real-data floor: D is weak, not fooled"
     res.findings.append(
         Finding(
-            "D ends near chance because G mimics the data: D's accuracy at telling held-out real images from samples is within "
+            "D ends near chance because G mimics the data: D's accuracy at telling held-out real images from samples "
+            "is within "
             "0.5 ± 0.1, while G's FD-classifier is within 5× of the floor.",
             verdict,
             evidence,
@@ -362,7 +370,8 @@ def run(ctx: StudyContext) -> StudyResult:
     gap = 2 * max(ms, ns)
     res.findings.append(
         Finding(
-            f"The saturating (minimax) G loss learns more slowly early on: its FD-classifier over the first {k} epoch(s) is higher than the non-saturating loss's.",
+            f"The saturating (minimax) G loss learns more slowly early on: its FD-classifier over the first {k} "
+            "epoch(s) is higher than the non-saturating loss's.",
             "supported" if mm > nm + gap else ("not supported" if mm < nm - gap else "mixed"),
             f"mean FD-classifier over epochs 1-{k}: minimax {mm:.3g}, non-saturating {nm:.3g}"
             + (f" (2σ margin {gap:.3g})" if len(seeds) > 1 else " (one seed: no error bar)"),
@@ -373,7 +382,8 @@ def run(ctx: StudyContext) -> StudyResult:
             Finding(
                 "Target 1: the best DCGAN's FD-classifier is at most half the VAE's.",
                 "supported" if fd_mean[best] <= 0.5 * vae["fd"] else "not supported",
-                f"best DCGAN ({best}) {fd_mean[best]:.3g} vs VAE {vae['fd']:.3g} (ratio {fd_mean[best] / vae['fd']:.2f})",
+                f"best DCGAN ({best}) {fd_mean[best]:.3g} vs VAE {vae['fd']:.3g} (ratio "
+                f"{fd_mean[best] / vae['fd']:.2f})",
             )
         )
     else:
@@ -399,12 +409,15 @@ def run(ctx: StudyContext) -> StudyResult:
     )
     res.notes.append(
         f"FD-classifier features come from a classifier with test accuracy {acc:.3f} "
-        f"({'loaded from cache' if clf_info.get('cached') else f'trained in {t_clf:.0f} s'}); the issue asks for ≥ 0.92."
+        f"({'loaded from cache' if clf_info.get('cached') else f'trained in {t_clf:.0f} s'}); the issue asks for ≥ "
+        "0.92."
     )
     if ctx.preset != "full":
         res.notes.append(
-            f"The {ctx.preset} preset trains {len(seeds)} seed(s) on {len(x_tr)} images for {p['epochs']} epochs with small "
-            "networks: its numbers show the pipeline, not converged GANs. The full preset trains 3 seeds on 55,000 images."
+            f"The {ctx.preset} preset trains {len(seeds)} seed(s) on {len(x_tr)} images for {p['epochs']} epochs with "
+            "small "
+            "networks: its numbers show the pipeline, not converged GANs. The full preset trains 3 seeds on 55,000 "
+            "images."
         )
     res.data.update(
         {

@@ -17,10 +17,10 @@ from ..config import TrainerConfig
 from ..data import load_images
 from ..data.batches import TensorBatches
 from ..data.images import locate_fashion_mnist
-from ..pretraining import StackSpec, classifier_from_stack, finetune_epochs, label_subset, pretrain_stack
+from ..recipes.pretraining import StackSpec, classifier_from_stack, finetune_epochs, label_subset, pretrain_stack
 from ..registry import create_model
-from ..report.figures import image_grid, line_plot
-from ..train.engine import Trainer, seed_everything
+from ..plots import image_grid, line_plot
+from ..recipes.training import fit, seed_everything
 from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study
 
 PRESETS = {
@@ -81,7 +81,7 @@ def _finetune(model, x, y, steps_epochs: int, seed: int, progress: bool, what: s
     cfg = TrainerConfig(
         epochs=steps_epochs, batch_size=BATCH, lr=FT_LR, seed=seed, progress=progress, tensorboard=False, threads=1
     )
-    Trainer(cfg, description=what).fit(model, TensorBatches({"x": x, "y": y}, BATCH, seed=seed))
+    fit(model, TensorBatches({"x": x, "y": y}, BATCH, seed=seed), cfg, description=what)
 
 
 def _filters(layer, n: int, shape) -> torch.Tensor:
@@ -172,9 +172,12 @@ def run(ctx: StudyContext) -> StudyResult:
             + [f"gain {NAMES[t]} (pts)" for t in types],
             rows,
             f"{data.name}; {len(seeds)} seed(s); hidden layers of {p['width']} sigmoid units; pre-training on "
-            f"{len(x_unlab)} unlabelled images, {p['pre_epochs']} epochs per layer (Adam, lr {PRE_LR['dae']} for DAE with 25% masking, "
-            f"{PRE_LR['rbm']} for CD-1 RBMs); fine-tuning: Adam lr {FT_LR}, batch {BATCH}, at least {p['min_steps']} steps "
-            f"and {p['ft_epochs']} epoch(s), identical for every arm; test set of {len(x_te)}. gain = random − pre-trained error; "
+            f"{len(x_unlab)} unlabelled images, {p['pre_epochs']} epochs per layer (Adam, lr {PRE_LR['dae']} for DAE "
+            "with 25% masking, "
+            f"{PRE_LR['rbm']} for CD-1 RBMs); fine-tuning: Adam lr {FT_LR}, batch {BATCH}, at least {p['min_steps']} "
+            "steps "
+            f"and {p['ft_epochs']} epoch(s), identical for every arm; test set of {len(x_te)}. gain = random − "
+            "pre-trained error; "
             "* = gain larger than 2 std of the seeds (the larger std of the two arms).",
         )
     )
@@ -206,7 +209,8 @@ def run(ctx: StudyContext) -> StudyResult:
             "Per-layer reconstruction error of the pre-trained stacks (test set)",
             ["learner", "layer", "units", "MSE of the layer's input"],
             rrows,
-            "Layer 1 reconstructs pixels; layer l > 1 reconstructs the codes of layer l − 1 (mean-field p(v|h) for RBMs, the clean input for DAEs).",
+            "Layer 1 reconstructs pixels; layer l > 1 reconstructs the codes of layer l − 1 (mean-field p(v|h) for "
+            "RBMs, the clean input for DAEs).",
         )
     )
     if len(x_all.shape) == 4:
@@ -221,7 +225,8 @@ def run(ctx: StudyContext) -> StudyResult:
             res.figures.append(
                 Figure(
                     f"filters_{t}.png",
-                    f"{NAMES[t]}: the first {n} first-layer filters (weights of one hidden unit, each scaled to [0, 1]), seed {seeds[0]}.",
+                    f"{NAMES[t]}: the first {n} first-layer filters (weights of one hidden unit, each scaled to [0, "
+                    f"1]), seed {seeds[0]}.",
                 )
             )
 
@@ -232,9 +237,11 @@ def run(ctx: StudyContext) -> StudyResult:
             c = next(c for c in cells if c["type"] == t and c["depth"] == td and c["budget"] == tb)
             res.findings.append(
                 Finding(
-                    f"At {tb} labels and depth {td}, {NAMES[t]} pre-training lowers test error against random init by more than 2 std of the seeds.",
+                    f"At {tb} labels and depth {td}, {NAMES[t]} pre-training lowers test error against random init by "
+                    "more than 2 std of the seeds.",
                     ("supported" if c["significant"] else "not supported") if len(seeds) > 1 else "inconclusive",
-                    f"random {fmt([100 * e for e in err[('random', td, tb)]], 3)}% vs {NAMES[t]} {fmt([100 * e for e in err[(t, td, tb)]], 3)}%: "
+                    f"random {fmt([100 * e for e in err[('random', td, tb)]], 3)}% vs {NAMES[t]} "
+                    f"{fmt([100 * e for e in err[(t, td, tb)]], 3)}%: "
                     f"gain {100 * c['gain']:+.2f} pts, 2σ = {200 * c['sigma']:.2f} pts ({len(seeds)} seeds)",
                 )
             )
@@ -262,7 +269,8 @@ def run(ctx: StudyContext) -> StudyResult:
         )
     )
     gone = [
-        f"{NAMES[c['type']]} depth {c['depth']} at {c['budget']} labels ({100 * c['gain']:+.2f} ± {100 * c['sigma']:.2f})"
+        f"{NAMES[c['type']]} depth {c['depth']} at {c['budget']} labels ({100 * c['gain']:+.2f} ± "
+        f"{100 * c['sigma']:.2f})"
         for c in cells
         if not c["significant"]
     ]
@@ -272,9 +280,12 @@ def run(ctx: StudyContext) -> StudyResult:
         + "."
     )
     res.notes.append(
-        "Context, not a target (MNIST, not Fashion-MNIST): Bengio et al. 2007 report 2.4% test error for a deep net without "
-        "pre-training, 1.4% with autoencoder pre-training and 1.2% for a DBN; Vincent et al. 2010 (JMLR, Table 3) report 1.28% for SdA-3. "
-        "Those baselines used plain SGD from small random weights; here both arms use Adam, which narrows the gap from the random side."
+        "Context, not a target (MNIST, not Fashion-MNIST): Bengio et al. 2007 report 2.4% test error for a deep net "
+        "without "
+        "pre-training, 1.4% with autoencoder pre-training and 1.2% for a DBN; Vincent et al. 2010 (JMLR, Table 3) "
+        "report 1.28% for SdA-3. "
+        "Those baselines used plain SGD from small random weights; here both arms use Adam, which narrows the gap from "
+        "the random side."
     )
     if fallback:
         res.notes.append(
@@ -283,9 +294,12 @@ def run(ctx: StudyContext) -> StudyResult:
         )
     if ctx.preset != "full":
         res.notes.append(
-            f"The {ctx.preset} preset cuts the grid to depths {list(depths)}, budgets {budgets}, {len(seeds)} seed(s), {p['width']} units, "
-            f"{len(x_unlab)} unlabelled images and {p['pre_epochs']} pre-training epochs per layer; the full preset measures depths "
-            "(1, 3, 5), budgets (100, 1000, 10000, 60000), 500 units, all 60,000 images, 15 epochs per layer, with 3 seeds."
+            f"The {ctx.preset} preset cuts the grid to depths {list(depths)}, budgets {budgets}, {len(seeds)} seed(s), "
+            f"{p['width']} units, "
+            f"{len(x_unlab)} unlabelled images and {p['pre_epochs']} pre-training epochs per layer; the full preset "
+            "measures depths "
+            "(1, 3, 5), budgets (100, 1000, 10000, 60000), 500 units, all 60,000 images, 15 epochs per layer, with 3 "
+            "seeds."
         )
     res.data.update(
         {

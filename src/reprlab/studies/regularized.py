@@ -21,9 +21,8 @@ from ..data.batches import TensorBatches
 from ..metrics.nll import iwae_nll
 from ..metrics.probes import linear_probe_accuracy
 from ..models.regularized import corrupt
-from ..registry import create_model
-from ..report.figures import image_grid, line_plot, reconstruction_grid, scatter_2d
-from ..train.engine import Trainer, seed_everything
+from ..plots import image_grid, line_plot, reconstruction_grid, scatter_2d
+from ..recipes.training import fit, seeded_model
 from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study, verdict_of
 
 PRESETS = {
@@ -85,8 +84,7 @@ def _train(
     train: dict | None = None,
     **cfg,
 ):
-    seed_everything(seed)
-    model = create_model(name, input_shape=tuple(x.shape[1:]), **cfg)
+    model = seeded_model(name, seed, input_shape=tuple(x.shape[1:]), **cfg)
     # one thread: these models are small, and two threads on a busy 2-core machine can be 40x slower (spinning)
     tcfg = TrainerConfig(
         **{
@@ -94,7 +92,7 @@ def _train(
             **(train or {}),
         }
     )
-    Trainer(tcfg, description=f"{name} seed={seed}").fit(model, TensorBatches({"x": x}, tcfg.batch_size, seed=seed))
+    fit(model, TensorBatches({"x": x}, tcfg.batch_size, seed=seed), tcfg, description=f"{name} seed={seed}")
     return model.eval()
 
 
@@ -142,7 +140,8 @@ def run(ctx: StudyContext) -> StudyResult:
     res = StudyResult(
         "regularized",
         "Regularized autoencoders: sparse, denoising, variational",
-        "Each regularizer gives its property: the sparse AE learns sparse, distinct features; the denoising AE is robust "
+        "Each regularizer gives its property: the sparse AE learns sparse, distinct features; the denoising AE is "
+        "robust "
         "to noise; the VAE gives a generative latent space.",
         ctx.preset,
         f"reprlab study regularized --preset {ctx.preset}",
@@ -190,8 +189,10 @@ def run(ctx: StudyContext) -> StudyResult:
             "Test reconstruction MSE (per pixel, against the clean image) under Gaussian noise of std σ",
             ["model", *[f"σ={lv:g}" for lv in levels]],
             [[name, *[fmt(err[name][lv]) for lv in levels]] for name in models],
-            f"{data.name}, {len(x_tr)} training images; code size {k}; {len(seeds)} seed(s). The denoising AE was trained with σ={DAE_NOISE}. "
-            "The VAE was trained on dynamically binarized images with a Bernoulli likelihood, so its reconstructions are blurrier by design.",
+            f"{data.name}, {len(x_tr)} training images; code size {k}; {len(seeds)} seed(s). The denoising AE was "
+            f"trained with σ={DAE_NOISE}. "
+            "The VAE was trained on dynamically binarized images with a Bernoulli likelihood, so its reconstructions "
+            "are blurrier by design.",
         )
     )
     line_plot(
@@ -214,7 +215,8 @@ def run(ctx: StudyContext) -> StudyResult:
     clean_ratio = mean_std(err["denoising AE"][0.0])[0] / mean_std(err["plain AE"][0.0])[0]
     res.findings.append(
         Finding(
-            f"The denoising AE reconstructs noisy inputs (σ ≥ {DAE_NOISE}) better than the plain AE (by more than 2 std).",
+            f"The denoising AE reconstructs noisy inputs (σ ≥ {DAE_NOISE}) better than the plain AE (by more than 2 "
+            "std).",
             verdict_of(robust),
             ", ".join(
                 f"σ={lv:g}: DAE {mean_std(err['denoising AE'][lv])[0]:.4f} vs AE {mean_std(err['plain AE'][lv])[0]:.4f}"
@@ -267,7 +269,8 @@ def run(ctx: StudyContext) -> StudyResult:
         Finding(
             "The sparse AE learns sparse codes (mean activation near ρ, most activations near 0).",
             "supported" if sparse_ok else "not supported",
-            f"mean activation {s_mean:.3f} (ρ = {RHO}) vs plain {mean_std(sp['plain AE']['mean'])[0]:.3f}; activations < 0.05: "
+            f"mean activation {s_mean:.3f} (ρ = {RHO}) vs plain {mean_std(sp['plain AE']['mean'])[0]:.3f}; activations "
+            "< 0.05: "
             f"{mean_std(sp['sparse AE']['below'])[0]:.2f} vs {mean_std(sp['plain AE']['below'])[0]:.2f}",
         )
     )
@@ -275,7 +278,8 @@ def run(ctx: StudyContext) -> StudyResult:
         Finding(
             "The sparse AE's features are more distinct (less overlapping) than the plain AE's.",
             verdict_of([distinct_cos, distinct_corr]),
-            f"mean |cos| between features {mean_std(sp['sparse AE']['cos'])[0]:.3f} (sparse) vs {mean_std(sp['plain AE']['cos'])[0]:.3f} (plain); "
+            f"mean |cos| between features {mean_std(sp['sparse AE']['cos'])[0]:.3f} (sparse) vs "
+            f"{mean_std(sp['plain AE']['cos'])[0]:.3f} (plain); "
             f"mean |corr| {mean_std(sp['sparse AE']['corr'])[0]:.3f} vs {mean_std(sp['plain AE']['corr'])[0]:.3f}",
         )
     )
@@ -314,7 +318,8 @@ def run(ctx: StudyContext) -> StudyResult:
             "Linear probe (logistic regression) test accuracy on each representation",
             ["representation", "dimensions", "accuracy"],
             [[n, x_tr[0].numel() if n == "raw pixels" else k, fmt(v)] for n, v in probe.items()],
-            f"Probes are fit on {n_probe} training images and scored on the {len(x_te)} test images; the VAE's code is the posterior mean μ.",
+            f"Probes are fit on {n_probe} training images and scored on the {len(x_te)} test images; the VAE's code is "
+            "the posterior mean μ.",
         )
     )
 
@@ -333,14 +338,17 @@ def run(ctx: StudyContext) -> StudyResult:
                 ["VAE, negative ELBO (k=1)", fmt(elbo, 5)],
                 ["independent pixels (training means)", f"{base:.5g}"],
             ],
-            f"{len(nll_x)} test images, binarized once with seed 0; VAE: {x_tr[0].numel()}-{'-'.join(map(str, p['vae_hidden']))}-{k}{' (gated layers)' if p.get('vae_gated') else ''}, {p['vae_epochs']} epochs.",
+            f"{len(nll_x)} test images, binarized once with seed 0; "
+            f"VAE: {x_tr[0].numel()}-{'-'.join(map(str, p['vae_hidden']))}-{k}"
+            f"{' (gated layers)' if p.get('vae_gated') else ''}, {p['vae_epochs']} epochs.",
         )
     )
     res.findings.append(
         Finding(
             "The VAE is a generative model of the images: its test NLL is far below that of independent pixels.",
             "supported" if mean_std(nll)[0] < 0.8 * base else "not supported",
-            f"IWAE NLL (k={p['nll_k']}) {mean_std(nll)[0]:.1f} nats vs {base:.1f} for independent pixels; ELBO bound {mean_std(elbo)[0]:.1f}",
+            f"IWAE NLL (k={p['nll_k']}) {mean_std(nll)[0]:.1f} nats vs {base:.1f} for independent pixels; ELBO bound "
+            f"{mean_std(elbo)[0]:.1f}",
         )
     )
     vae = models["VAE"][0]
@@ -397,7 +405,9 @@ def run(ctx: StudyContext) -> StudyResult:
     )
     if ctx.preset != "full":
         res.notes.append(
-            f"The {ctx.preset} preset trains on {len(x_tr)} images for {p['epochs']} epochs (VAE {p['vae_epochs']}) and "
-            f"scores the NLL with k={p['nll_k']} on {len(nll_x)} test images; the full preset uses all training images and k=5000."
+            f"The {ctx.preset} preset trains on {len(x_tr)} images for {p['epochs']} epochs (VAE {p['vae_epochs']}) "
+            "and "
+            f"scores the NLL with k={p['nll_k']} on {len(nll_x)} test images; the full preset uses all training images "
+            "and k=5000."
         )
     return res

@@ -17,13 +17,14 @@ import time
 import numpy as np
 import torch
 
-from ..commands.transfer import accuracy, classical_head, target_model
+from ..recipes.transfer import accuracy, classical_head, target_model
 from ..config import TrainerConfig
 from ..data import load_images
 from ..data.batches import TensorBatches
 from ..data.transfer import label_budget
-from ..report.figures import line_plot, scatter_2d
-from ..train.engine import Callback, Trainer, seed_everything
+from ..plots import line_plot, scatter_2d
+from ..recipes.training import fit, seed_everything
+from ..train.engine import Callback
 from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study, verdict_of
 
 PRESETS = {
@@ -81,9 +82,8 @@ def _train_source(name: str, p: dict, data_dir, seed: int):
         None, d.num_classes, "scratch", backbone="small_cnn", width=p["width"], input_shape=tuple(x.shape[1:])
     )
     t0 = time.perf_counter()
-    Trainer(_trainer_cfg(p["src_epochs"], 0, 128, SOURCE_LR, seed), description=f"source {name}").fit(
-        model, TensorBatches({"x": x, "y": y}, 128, seed=seed)
-    )
+    cfg = _trainer_cfg(p["src_epochs"], 0, 128, SOURCE_LR, seed)
+    fit(model, TensorBatches({"x": x, "y": y}, 128, seed=seed), cfg, description=f"source {name}")
     return model.eval(), accuracy(model, *d.test), len(x), time.perf_counter() - t0
 
 
@@ -120,7 +120,7 @@ def _fit_curve(model, x, y, xv, yv, steps: int, seed: int, points: int, setup_se
     curve: list[dict] = []
     clock = _TrainClock(setup_seconds, bpe, steps, marks, xv, yv)
     cfg = replace(_trainer_cfg(epochs, steps, batch, LR, seed), lr_schedule="cosine")
-    Trainer(cfg, description="target").fit(model, TensorBatches({"x": x, "y": y}, batch, seed=seed), callbacks=[clock])
+    fit(model, TensorBatches({"x": x, "y": y}, batch, seed=seed), cfg, callbacks=[clock], description="target")
     curve = clock.curve
     return {"curve": curve, "seconds": clock.train, "epochs": epochs}
 
@@ -159,7 +159,8 @@ def _run_setting(key: str, p: dict, ctx: StudyContext, res: StudyResult) -> dict
             for method, mode in NETS.items():
                 seed_everything(seed)
                 t0 = time.perf_counter()
-                # transferred heads start as a logistic-regression probe on the frozen features (LP-FT); scratch's at random
+                # transferred heads start as a logistic-regression probe on the frozen features (LP-FT);
+                # scratch's head starts at random
                 m = target_model(
                     source,
                     d.num_classes,
@@ -192,7 +193,8 @@ def _run_setting(key: str, p: dict, ctx: StudyContext, res: StudyResult) -> dict
     res.figures.append(
         Figure(
             fig,
-            f"t-SNE of the frozen {s['source']} backbone's features of {n} {d.name} test images, coloured by target class.",
+            f"t-SNE of the frozen {s['source']} backbone's features of {n} {d.name} test images, coloured by target "
+            "class.",
         )
     )
     return out
@@ -234,13 +236,18 @@ def run(ctx: StudyContext) -> StudyResult:
                 f"{s['title']}: test accuracy on {out['target']} (mean ± std, {len(seeds)} seeds)",
                 ["method"] + [f"{b} labels/class" for b in budgets],
                 rows,
-                f"Source: small CNN (width {p['width']}) trained on {src['n']} {src['name']} images for {p['src_epochs']} epochs "
-                f"at lr {SOURCE_LR} (source test accuracy {src['test_acc']:.3f}, {src['seconds']:.0f}s). Every network method: {p['steps']} Adam steps, "
-                f"lr {LR} with cosine decay, batch {BATCH}; fine-tuning trains the backbone at lr x {BACKBONE_LR_MULT}; last-k unfreezes the last block; "
-                "transferred heads see features standardized on the labelled target images and start as a logistic-regression probe "
+                f"Source: small CNN (width {p['width']}) trained on {src['n']} {src['name']} images for "
+                f"{p['src_epochs']} epochs "
+                f"at lr {SOURCE_LR} (source test accuracy {src['test_acc']:.3f}, {src['seconds']:.0f}s). Every network "
+                f"method: {p['steps']} Adam steps, "
+                f"lr {LR} with cosine decay, batch {BATCH}; fine-tuning trains the backbone at lr x "
+                f"{BACKBONE_LR_MULT}; last-k unfreezes the last block; "
+                "transferred heads see features standardized on the labelled target images and start as a "
+                "logistic-regression probe "
                 "on them (LP-FT; scratch's head starts at random). "
                 "SVM: RBF, C=10; logreg: multinomial logistic regression; both on standardized frozen features "
-                "(globally pooled, as the linear head sees them; 'spatial': the last two blocks average-pooled to 2x2).",
+                "(globally pooled, as the linear head sees them; 'spatial': the last two blocks average-pooled to "
+                "2x2).",
             )
         )
         # time to reach scratch's final validation accuracy
@@ -279,9 +286,12 @@ def run(ctx: StudyContext) -> StudyResult:
                 f"{s['title']}: training time to reach the scratch model's final validation accuracy",
                 ["labels/class", "method", "seeds reaching it", "train seconds", "epochs", "time / scratch's time"],
                 trows,
-                "Seconds of training (evaluation excluded), measured at the validation checkpoints; scratch's own row is its full run. "
-                "SVM / logreg: feature extraction of the labelled images + fit time (no optimizer steps, so no epochs), counted if their "
-                "validation accuracy reaches the goal. The one-off source pre-training is not included (its time is in the accuracy table's note).",
+                "Seconds of training (evaluation excluded), measured at the validation checkpoints; scratch's own row "
+                "is its full run. "
+                "SVM / logreg: feature extraction of the labelled images + fit time (no optimizer steps, so no "
+                "epochs), counted if their "
+                "validation accuracy reaches the goal. The one-off source pre-training is not included (its time is in "
+                "the accuracy table's note).",
             )
         )
         # findings per budget
@@ -326,7 +336,8 @@ def run(ctx: StudyContext) -> StudyResult:
             fx = out["reach"][(10, "frozen + SVM, spatial")]
             targets.append(
                 [
-                    "(for comparison, not a target) feature extraction (frozen + SVM, spatial) reaches it in (a) (10 labels/class)",
+                    "(for comparison, not a target) feature extraction (frozen + SVM, spatial) reaches it in (a) (10 "
+                    "labels/class)",
                     f"{fx['hit']}/{len(seeds)} seeds"
                     + (f", {float(np.median(fx['ratios'])):.3f} of scratch's time" if fx["ratios"] else ""),
                     "-",
@@ -335,7 +346,8 @@ def run(ctx: StudyContext) -> StudyResult:
 
     res.findings.append(
         Finding(
-            "Transfer reduces training time: fine-tuning reaches the scratch model's final accuracy in at most half its training time.",
+            "Transfer reduces training time: fine-tuning reaches the scratch model's final accuracy in at most half "
+            "its training time.",
             verdict_of([r <= 0.5 for _, _, r in faster]),
             "; ".join(
                 f"({k}) {b}/class: {'not reached in every seed' if r == float('inf') else f'{r:.2f} of scratch time'}"
@@ -345,7 +357,8 @@ def run(ctx: StudyContext) -> StudyResult:
     )
     res.findings.append(
         Finding(
-            "Transfer improves accuracy: the best transfer method beats scratch (paired over seeds, > 2 standard errors).",
+            "Transfer improves accuracy: the best transfer method beats scratch (paired over seeds, > 2 standard "
+            "errors).",
             verdict_of([w for _, _, _, w, _, _ in acc_win]),
             "; ".join(
                 f"({k}) {b}/class: {m} {100 * g:+.1f} points"
@@ -356,7 +369,8 @@ def run(ctx: StudyContext) -> StudyResult:
     )
     res.findings.append(
         Finding(
-            "Transfer needs less data: the best transfer method with N labels per class is at least as accurate as scratch with 10x more.",
+            "Transfer needs less data: the best transfer method with N labels per class is at least as accurate as "
+            "scratch with 10x more.",
             verdict_of([t >= s for _, _, _, t, s in less_data]),
             "; ".join(f"({k}) transfer@{b} {t:.3f} vs scratch@{nb} {s:.3f}" for k, b, nb, t, s in less_data)
             or "needs two label budgets",
@@ -387,7 +401,8 @@ def run(ctx: StudyContext) -> StudyResult:
                 return mean_std(accs)[0]
 
             early.append(
-                f"({key}) {b}/class: fine-tune all {first_fifth('fine-tune all'):.3f} vs scratch {first_fifth('scratch'):.3f}"
+                f"({key}) {b}/class: fine-tune all {first_fifth('fine-tune all'):.3f} vs scratch "
+                f"{first_fifth('scratch'):.3f}"
             )
     res.notes.append("Validation accuracy after the first fifth of the steps: " + "; ".join(early) + ".")
 
@@ -446,13 +461,17 @@ def run(ctx: StudyContext) -> StudyResult:
     }
     if ctx.preset != "full":
         res.notes.append(
-            f"The {ctx.preset} preset uses a width-{p['width']} CNN, a source of {p['src_n']} images and {p['steps']} steps per target run; "
-            "the full preset uses width 32, all source images for 10 epochs, 400 steps and budgets up to 1000 labels per class."
+            f"The {ctx.preset} preset uses a width-{p['width']} CNN, a source of {p['src_n']} images and {p['steps']} "
+            "steps per target run; "
+            "the full preset uses width 32, all source images for 10 epochs, 400 steps and budgets up to 1000 labels "
+            "per class."
         )
     res.notes.append(
-        "Times are wall-clock seconds on whatever else the machine was running; compare them within one run of the study."
+        "Times are wall-clock seconds on whatever else the machine was running; compare them within one run of the "
+        "study."
     )
     res.notes.append(
-        "One source model per setting (seed 0); the seeds vary the labelled subset, the head's initialization and the batch order."
+        "One source model per setting (seed 0); the seeds vary the labelled subset, the head's initialization and the "
+        "batch order."
     )
     return res

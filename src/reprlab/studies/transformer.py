@@ -16,7 +16,8 @@ from ..config import TrainerConfig
 from ..data.g2p import G2PBatches, encode_prons, encode_words, standard_split
 from ..metrics.edit import wer_per
 from ..registry import create_model
-from ..train.engine import Callback, Trainer, seed_everything
+from ..recipes.training import fit, seeded_model
+from ..train.engine import Callback
 from .base import Figure, Finding, StudyContext, StudyResult, Table, fmt, mean_std, register_study
 
 PRESETS = {
@@ -81,13 +82,12 @@ def matched_lstm(target: int, emb: int, layers: int) -> dict:
 
 
 def _train(name: str, cfg: dict, train: G2PBatches, seconds: float, seed: int, batch: int, lr: float = 1e-3):
-    seed_everything(seed)
-    model = create_model(name, **cfg)
+    model = seeded_model(name, seed, **cfg)
     budget = TimeBudget(seconds)
     tc = TrainerConfig(
         epochs=200, batch_size=batch, lr=lr, grad_clip=1.0, seed=seed, progress=False, tensorboard=False, threads=1
     )
-    Trainer(tc, description=f"{name} seed={seed}").fit(model, train, callbacks=[budget])
+    fit(model, train, tc, callbacks=[budget], description=f"{name} seed={seed}")
     return model.eval(), budget
 
 
@@ -97,7 +97,7 @@ def _heatmaps(models: dict, words: list[str], path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..report.figures import save_figure
+    from ..plots import save_figure
 
     fig, axes = plt.subplots(len(models), len(words), figsize=(3.2 * len(words), 2.8 * len(models)), squeeze=False)
     for r, (label, m) in enumerate(models.items()):
@@ -212,9 +212,11 @@ def _run(ctx: StudyContext) -> StudyResult:
                 "decode words/CPU-s",
             ],
             rows,
-            f"{len(train.words):,} training words ({len(train):,} pronunciations, {train.target_tokens():,} phoneme tokens per epoch); "
+            f"{len(train.words):,} training words ({len(train):,} pronunciations, {train.target_tokens():,} phoneme "
+            "tokens per epoch); "
             f"{len(test_words):,} words of the standard test list{subset}. "
-            f"Transformer {t_cfg}; LSTM {l_cfg}. Adam {p['lr']:g}, batch {p['batch']}, gradient clip 1, label smoothing 0.1, "
+            f"Transformer {t_cfg}; LSTM {l_cfg}. Adam {p['lr']:g}, batch {p['batch']}, gradient clip 1, label "
+            "smoothing 0.1, "
             "one CPU thread; time is this process's CPU time, so other load on the machine does not change the budget. "
             "Seconds per epoch are extrapolated from the measured throughput when the budget is shorter than an epoch.",
         )
@@ -235,7 +237,8 @@ def _run(ctx: StudyContext) -> StudyResult:
             "Test WER (%) by word length",
             ["word length", "test words", "Transformer", "LSTM+attention", "Transformer / LSTM"],
             len_rows,
-            "A ratio below 1 means the Transformer makes fewer errors; the long-dependency claim predicts the ratio falls as words get longer.",
+            "A ratio below 1 means the Transformer makes fewer errors; the long-dependency claim predicts the ratio "
+            "falls as words get longer.",
         )
     )
     res.tables.append(
@@ -243,7 +246,8 @@ def _run(ctx: StudyContext) -> StudyResult:
             "Published anchors on the standard test set (WER / PER %)",
             ["system", "WER", "PER"],
             ANCHORS,
-            "Our test list has the size of Yao & Zweig's split but its provenance is CNTK's example (see PROVENANCE.md), "
+            "Our test list has the size of Yao & Zweig's split but its provenance is CNTK's example (see "
+            "PROVENANCE.md), "
             "and our training words come from a newer CMUdict: close, not identical, comparisons.",
         )
     )
@@ -264,7 +268,8 @@ def _run(ctx: StudyContext) -> StudyResult:
         Finding(
             "The Transformer trains more tokens per second than the LSTM at the same parameter count.",
             "supported" if tok_t > 1.10 * tok_l else ("not supported" if tok_t < 0.90 * tok_l else "inconclusive"),
-            f"{tok_t:,.0f} vs {tok_l:,.0f} phoneme tokens/s (ratio {tok_t / tok_l:.2f}) with {n_t:,} vs {n_l:,} parameters "
+            f"{tok_t:,.0f} vs {tok_l:,.0f} phoneme tokens/s (ratio {tok_t / tok_l:.2f}) with {n_t:,} vs {n_l:,} "
+            "parameters "
             "on one CPU thread (tokens per CPU-second); a ratio within 0.90-1.10 is inconclusive, because repeated "
             "runs on this shared machine moved it by that much (benchmarks/bench_g2p_speed.py).",
         )

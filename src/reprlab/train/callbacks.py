@@ -12,7 +12,7 @@ class SampleGrid(Callback):
     def on_epoch_end(self, trainer, model, epoch, metrics) -> None:
         if trainer.run_dir is None or not trainer.fabric.is_global_zero:
             return
-        from ..report.figures import image_grid
+        from ..plots import image_grid
 
         folder = trainer.run_dir / "samples"
         folder.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ def versions() -> dict[str, str]:
     import numpy
     import torchvision
 
-    from .. import __version__
+    from .._version import __version__
 
     return {
         "reprlab": __version__,

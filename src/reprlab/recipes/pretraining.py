@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -20,13 +21,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .config import TrainerConfig, to_dict
-from .data.batches import TensorBatches
-from .errors import CheckpointError, ConfigError
-from .registry import create_model
-from .train import checkpoint as ck
-from .train.engine import Trainer, seed_everything
-from .train.rundir import OpenRun
+from ..config import TrainerConfig, to_dict
+from ..data.batches import TensorBatches
+from ..errors import CheckpointError, ConfigError
+from ..io import atomic_write_text
+from ..registry import create_model
+from ..train import checkpoint as ck
+from ..train.engine import Trainer, seed_everything
+from ..train.rundir import OpenRun
 
 LAYER_TYPES = ("ae", "dae", "rbm")
 STACK_FILE = "stack.json"
@@ -115,7 +117,8 @@ class Stack:
         return h
 
 
-def _read_stack_json(out: Path) -> dict[str, Any]:
+def read_stack_json(out: str | Path) -> dict[str, Any]:
+    """The ``stack.json`` of a stack folder, checked to be one (a CheckpointError naming the fix if not)."""
     p = Path(out) / STACK_FILE
     if not p.is_file():
         raise CheckpointError(
@@ -162,7 +165,7 @@ def pretrain_stack(
     run = None
     if out is not None:
         if resume:
-            old = _read_stack_json(out)
+            old = read_stack_json(out)
             if old.get("status") == "finished":
                 raise CheckpointError(f"{out} is already a finished stack; fine-tune it with 'reprlab finetune {out}'")
             meta["scores"] = old.get("scores", [])
@@ -176,7 +179,7 @@ def pretrain_stack(
 
 def _pretrain_layers(x, spec, trainer, out, resume, x_eval, meta, on_layer_done, run) -> Stack:
     if out is not None:
-        ck.atomic_write_text(out / STACK_FILE, json.dumps(meta, indent=2) + "\n")
+        atomic_write_text(out / STACK_FILE, json.dumps(meta, indent=2) + "\n")
         run.commit()  # a stack this one replaces can go
 
     h = x.flatten(1)
@@ -210,7 +213,7 @@ def _pretrain_layers(x, spec, trainer, out, resume, x_eval, meta, on_layer_done,
             if h_eval is not None:
                 score.update({f"eval/{k}": v for k, v in layer_scores(layer, h_eval).items()})
             if layer_dir is not None:
-                ck.atomic_write_text(layer_dir / "done.json", json.dumps(score, indent=2) + "\n")
+                atomic_write_text(layer_dir / "done.json", json.dumps(score, indent=2) + "\n")
         for p in layer.parameters():
             p.requires_grad_(False)  # frozen from here on
         layers.append(layer)
@@ -222,10 +225,10 @@ def _pretrain_layers(x, spec, trainer, out, resume, x_eval, meta, on_layer_done,
             h_eval = encode_all(layer, h_eval)
         if out is not None:
             meta["scores"] = scores
-            ck.atomic_write_text(out / STACK_FILE, json.dumps(meta, indent=2) + "\n")
+            atomic_write_text(out / STACK_FILE, json.dumps(meta, indent=2) + "\n")
     if out is not None:
         meta["status"] = "finished"
-        ck.atomic_write_text(out / STACK_FILE, json.dumps(meta, indent=2) + "\n")
+        atomic_write_text(out / STACK_FILE, json.dumps(meta, indent=2) + "\n")
     return Stack(spec, layers, tuple(x.shape[1:]), scores)
 
 
@@ -234,10 +237,11 @@ def load_stack(out: str | Path) -> tuple[Stack, dict[str, Any]]:
     out = Path(out)
     if not out.is_dir():
         raise CheckpointError(f"stack directory {out} does not exist")
-    meta = _read_stack_json(out)
+    meta = read_stack_json(out)
     if meta.get("status") != "finished":
         raise CheckpointError(
-            f"{out} is not a finished stack (pre-training stopped early); continue it with 'reprlab pretrain --resume {out}'"
+            f"{out} is not a finished stack (pre-training stopped early); "
+            f"continue it with 'reprlab pretrain --resume {out}'"
         )
     spec = StackSpec(
         tuple(meta["layers"]),
@@ -257,7 +261,7 @@ def load_stack(out: str | Path) -> tuple[Stack, dict[str, Any]]:
 
 def classifier_from_stack(stack: Stack, num_classes: int, depth: int | None = None):
     """The deep classifier initialized exactly from the first ``depth`` layers, with a new head."""
-    from .models.pretraining import StackedClassifier
+    from ..models.pretraining import StackedClassifier
 
     return StackedClassifier.from_stack(stack.layers[: depth or len(stack.layers)], stack.input_shape, num_classes)
 
@@ -281,3 +285,90 @@ def label_subset(y: Tensor, n: int, num_classes: int, seed: int) -> Tensor:
 def finetune_epochs(n_labels: int, batch_size: int, steps: int) -> int:
     """Epochs that give at least ``steps`` optimizer steps on ``n_labels`` examples."""
     return max(1, math.ceil(steps / max(1, math.ceil(n_labels / batch_size))))
+
+
+@dataclass
+class FinetuneSetup:
+    """What ``reprlab finetune`` trains on: the stack's dataset and the labelled examples drawn from it."""
+
+    stack_dir: Path
+    data: Any  # ImageData
+    idx: Tensor  # the labelled training examples
+    labels: int
+    depth: int | None
+    random_init: bool
+
+    def describe(self) -> str:
+        how = "random init" if self.random_init else "from the stack"
+        return (
+            f"data: {self.data.name}: fine-tuning on {self.labels} labelled images ({how}), "
+            f"testing on {len(self.data.test[0])}"
+        )
+
+
+def prepare_finetune(
+    stack: Stack, stack_dir: str | Path, data: Any, labels: int | None, depth: int | None, random_init: bool, seed: int
+) -> FinetuneSetup:
+    """Load ``data`` (a DataConfig; its images must have the stack's input shape) and draw ``labels``
+    labelled training examples (None: all), stratified, with ``seed``."""
+    from ..data import load_images
+
+    d = load_images(data.name, data.data_dir, data.val_size, data.limit)
+    x, y = d.train
+    if tuple(x.shape[1:]) != tuple(stack.input_shape):
+        raise ConfigError(
+            f"{d.name} images have shape {tuple(x.shape[1:])}, the stack was trained on {tuple(stack.input_shape)}"
+        )
+    n = len(y) if labels is None else labels
+    idx = label_subset(y, n, d.num_classes, seed)
+    return FinetuneSetup(Path(stack_dir), d, idx, n, depth, random_init)
+
+
+def finetune_model(stack: Stack, setup: FinetuneSetup, seed: int):
+    """The classifier to fine-tune: initialized from the stack's first ``depth`` layers, or (``random_init``)
+    the same architecture from random weights, seeded alike."""
+    seed_everything(seed)
+    model = classifier_from_stack(stack, setup.data.num_classes, setup.depth)
+    if setup.random_init:
+        seed_everything(seed)
+        model = create_model("stacked_classifier", **to_dict(model.config))
+    return model
+
+
+def run_finetune(
+    setup: FinetuneSetup,
+    model: nn.Module,
+    trainer: TrainerConfig,
+    data: Any,
+    out: Path,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> tuple[bool, dict | None]:
+    """Fine-tune ``model`` on ``setup``'s labelled examples into run directory ``out`` (``data``: the
+    DataConfig it records), then test it. Returns (already finished, final metrics): a run resumed after it
+    finished is left as it is (True, None); a DDP process other than global rank 0 gets (False, None)."""
+    from .training import finish_run
+
+    d, t0 = setup.data, time.perf_counter()
+    run_config = {
+        "model": "stacked_classifier",
+        "model_config": to_dict(model.config),
+        "trainer": to_dict(trainer),
+        "data": to_dict(data),
+        "finetune": {
+            "stack": str(setup.stack_dir),
+            "labels": setup.labels,
+            "depth": setup.depth,
+            "random_init": setup.random_init,
+        },
+    }
+    x, y = d.train
+    val = TensorBatches({"x": d.val[0], "y": d.val[1]}, 1024, shuffle=False) if len(d.val[0]) else None
+    train = TensorBatches({"x": x[setup.idx], "y": y[setup.idx]}, trainer.batch_size, seed=trainer.seed)
+    test = TensorBatches({"x": d.test[0], "y": d.test[1]}, 1024, shuffle=False)
+    with Trainer(trainer, out, run_config, resume=resume, overwrite=overwrite, description="finetune") as t:
+        metrics = t.fit(model, train, val)
+        if t.already_finished:
+            return True, None
+        extra = {"labels": setup.labels, "random_init": setup.random_init}
+        return False, finish_run(t, model, test, metrics, t0, **extra)

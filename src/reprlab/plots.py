@@ -1,4 +1,7 @@
-"""Figures shared by the CLI and the studies. Everything renders off-screen (Agg) to PNG."""
+"""Figures for the CLI, the studies, the engine's callbacks and the report; all off-screen (Agg), to PNG.
+
+A module of its own beside metrics, so that anything above it draws without importing the report.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +15,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from ..errors import ConfigError  # noqa: E402
-from ..io import atomic_write_with  # noqa: E402
+from .errors import ConfigError  # noqa: E402
+from .io import atomic_write_with  # noqa: E402
 
 DEFAULT_FORMAT = "png"
 
