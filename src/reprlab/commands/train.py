@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from ..errors import CheckpointError, ConfigError
-from ._common import add_data_flags, add_trainer_flags, resolve_config, shown_metrics
+from ..config import to_dict
+from ._common import add_data_flags, add_trainer_flags, build_trainer_and_data, resolve_config, shown_metrics
 
 
 def register(sub) -> None:
