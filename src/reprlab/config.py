@@ -297,7 +297,7 @@ MAX_SEED = 2**63 - 1  # the largest seed torch, NumPy (mod 2**32) and Python all
 def check_seed(seed: int, where: str = "--seed") -> int:
     """``seed`` if it is a valid random seed (0 .. 2**63-1), else a ConfigError naming ``where``."""
     shown = str(seed) if len(str(seed)) <= 24 else f"{str(seed)[:12]}… ({len(str(seed))} digits)"
-    _check(0 <= seed <= MAX_SEED, f"{where} must be a whole number from 0 to 2**63-1, got {shown}")
+    check(0 <= seed <= MAX_SEED, f"{where} must be a whole number from 0 to 2**63-1, got {shown}")
     return seed
 
 
@@ -305,9 +305,6 @@ def check(cond: bool, msg: str) -> None:
     """A config's range check (in ``__post_init__``): unless ``cond``, a ConfigError saying ``msg`` in one line."""
     if not cond:
         raise ConfigError(msg)
-
-
-_check = check  # the old private name, still imported by the model files
 
 
 @dataclass(frozen=True)
@@ -342,23 +339,23 @@ class TrainerConfig:
     early_stop: Optional[str] = None  # METRIC:PATIENCE[:min|max], e.g. val/loss:3; keeps best.safetensors
 
     def __post_init__(self) -> None:
-        _check(self.epochs >= 1, f"trainer.epochs must be >= 1, got {self.epochs}")
-        _check(self.batch_size >= 1, f"trainer.batch_size must be >= 1, got {self.batch_size}")
-        _check(self.lr > 0, f"trainer.lr must be > 0, got {self.lr}")
-        _check(self.weight_decay >= 0, f"trainer.weight_decay must be >= 0, got {self.weight_decay}")
-        _check(self.grad_clip is None or self.grad_clip > 0, f"trainer.grad_clip must be > 0, got {self.grad_clip}")
-        _check(self.devices >= 1, f"trainer.devices must be >= 1, got {self.devices}")
-        _check(self.num_nodes >= 1, f"trainer.num_nodes must be >= 1, got {self.num_nodes}")
-        _check(self.checkpoint_every >= 0, "trainer.checkpoint_every must be >= 0")
-        _check(self.max_steps >= 0, "trainer.max_steps must be >= 0")
-        _check(self.threads >= 0, "trainer.threads must be >= 0")
-        _check(
+        check(self.epochs >= 1, f"trainer.epochs must be >= 1, got {self.epochs}")
+        check(self.batch_size >= 1, f"trainer.batch_size must be >= 1, got {self.batch_size}")
+        check(self.lr > 0, f"trainer.lr must be > 0, got {self.lr}")
+        check(self.weight_decay >= 0, f"trainer.weight_decay must be >= 0, got {self.weight_decay}")
+        check(self.grad_clip is None or self.grad_clip > 0, f"trainer.grad_clip must be > 0, got {self.grad_clip}")
+        check(self.devices >= 1, f"trainer.devices must be >= 1, got {self.devices}")
+        check(self.num_nodes >= 1, f"trainer.num_nodes must be >= 1, got {self.num_nodes}")
+        check(self.checkpoint_every >= 0, "trainer.checkpoint_every must be >= 0")
+        check(self.max_steps >= 0, "trainer.max_steps must be >= 0")
+        check(self.threads >= 0, "trainer.threads must be >= 0")
+        check(
             self.lr_schedule in ("constant", "cosine"),
             f"trainer.lr_schedule must be constant or cosine, got {self.lr_schedule!r}",
         )
-        _check(self.warmup_steps >= 0, f"trainer.warmup_steps must be >= 0, got {self.warmup_steps}")
+        check(self.warmup_steps >= 0, f"trainer.warmup_steps must be >= 0, got {self.warmup_steps}")
         check_seed(self.seed, "trainer.seed")
-        _check(self.accumulate >= 1, f"trainer.accumulate must be >= 1, got {self.accumulate}")
+        check(self.accumulate >= 1, f"trainer.accumulate must be >= 1, got {self.accumulate}")
         if self.early_stop is not None:
             parse_early_stop(self.early_stop)
         object.__setattr__(self, "loggers", parse_loggers(self.loggers))
@@ -376,7 +373,7 @@ def parse_loggers(names: Any) -> tuple[str, ...]:
     if out == ("none",):
         return ()
     for n in out:
-        _check(
+        check(
             n in LOGGERS,
             f"trainer.loggers: unknown logger {n!r}; choose from {', '.join(LOGGERS)}, comma-separated "
             "(e.g. --trainer.loggers=csv,mlflow), or none",
@@ -388,16 +385,16 @@ def parse_early_stop(text: str) -> tuple[str, int, str]:
     """``'val/loss:3'`` -> ``('val/loss', 3, 'min')``; the mode is ``max`` for accuracies unless given."""
     parts = str(text).split(":")
     usage = "trainer.early_stop looks like METRIC:PATIENCE[:min|max], e.g. val/loss:3 or val/acc:5:max"
-    _check(len(parts) in (2, 3) and parts[0].strip() != "", f"{usage}; got {text!r}")
+    check(len(parts) in (2, 3) and parts[0].strip() != "", f"{usage}; got {text!r}")
     metric = parts[0].strip()
-    _check(metric.startswith("val/"), f"trainer.early_stop watches a validation metric (val/...), got {metric!r}")
+    check(metric.startswith("val/"), f"trainer.early_stop watches a validation metric (val/...), got {metric!r}")
     try:
         patience = int(parts[1])
     except ValueError:
         raise ConfigError(f"{usage}; the patience {parts[1]!r} is not a whole number") from None
-    _check(patience >= 1, f"trainer.early_stop patience must be >= 1, got {patience}")
+    check(patience >= 1, f"trainer.early_stop patience must be >= 1, got {patience}")
     mode = parts[2].strip() if len(parts) == 3 else ("max" if "acc" in metric.split("/")[-1] else "min")
-    _check(mode in ("min", "max"), f"{usage}; the mode must be min or max, got {mode!r}")
+    check(mode in ("min", "max"), f"{usage}; the mode must be min or max, got {mode!r}")
     return metric, patience, mode
 
 
@@ -411,5 +408,5 @@ class DataConfig:
     limit: int = 0  # use only the first N training examples (after the val split); 0 = all
 
     def __post_init__(self) -> None:
-        _check(self.val_size >= 0, f"data.val_size must be >= 0, got {self.val_size}")
-        _check(self.limit >= 0, f"data.limit must be >= 0, got {self.limit}")
+        check(self.val_size >= 0, f"data.val_size must be >= 0, got {self.val_size}")
+        check(self.limit >= 0, f"data.limit must be >= 0, got {self.limit}")

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import _check
+from ..config import check
 from ..errors import ConfigError
 from ..metrics.domain import CorrelationAlignmentLoss, DomainAdversarialLoss, MaximumMeanDiscrepancyLoss, dann_lambda
 from ..registry import register_model
@@ -55,15 +55,15 @@ class AdaptationConfig:
     standardize: str = "channel"
 
     def __post_init__(self) -> None:
-        _check(len(self.input_shape) in (1, 3), f"model.input_shape must be (D,) or (C, H, W), got {self.input_shape}")
-        _check(self.num_classes >= 2, f"model.num_classes must be >= 2, got {self.num_classes}")
-        _check(self.feature_dim >= 1, f"model.feature_dim must be >= 1, got {self.feature_dim}")
-        _check(
+        check(len(self.input_shape) in (1, 3), f"model.input_shape must be (D,) or (C, H, W), got {self.input_shape}")
+        check(self.num_classes >= 2, f"model.num_classes must be >= 2, got {self.num_classes}")
+        check(self.feature_dim >= 1, f"model.feature_dim must be >= 1, got {self.feature_dim}")
+        check(
             all(c >= 1 for c in self.channels) and all(h >= 1 for h in self.hidden),
             "model.channels and model.hidden must be positive",
         )
-        _check(self.weight >= 0, f"model.weight must be >= 0, got {self.weight}")
-        _check(
+        check(self.weight >= 0, f"model.weight must be >= 0, got {self.weight}")
+        check(
             self.standardize in STANDARDIZE,
             f"model.standardize must be one of {', '.join(STANDARDIZE)}, got {self.standardize!r}",
         )
@@ -101,9 +101,7 @@ def backbone(cfg: AdaptationConfig) -> nn.Sequential:
     for ch in cfg.channels:
         layers += [nn.Conv2d(c, ch, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2)]
         c, h, w = ch, h // 2, w // 2
-    _check(
-        h >= 1 and w >= 1, f"model.input_shape {cfg.input_shape} is too small for {len(cfg.channels)} pooling blocks"
-    )
+    check(h >= 1 and w >= 1, f"model.input_shape {cfg.input_shape} is too small for {len(cfg.channels)} pooling blocks")
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * h * w, cfg.feature_dim), nn.ReLU())
 
 
@@ -212,7 +210,7 @@ class MMDConfig(AdaptationConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(
+        check(
             len(self.kernel_multipliers) >= 1 and all(m > 0 for m in self.kernel_multipliers),
             "model.kernel_multipliers must be positive",
         )
@@ -254,7 +252,7 @@ class DANNConfig(AdaptationConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(self.gamma > 0, f"model.gamma must be > 0, got {self.gamma}")
+        check(self.gamma > 0, f"model.gamma must be > 0, got {self.gamma}")
 
 
 @register_model("da_dann", config=DANNConfig, task="domains")
@@ -283,8 +281,8 @@ class PseudoLabelConfig(AdaptationConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(0 < self.threshold < 1, f"model.threshold must be in (0, 1), got {self.threshold}")
-        _check(self.num_target >= 1, f"model.num_target must be >= 1, got {self.num_target}")
+        check(0 < self.threshold < 1, f"model.threshold must be in (0, 1), got {self.threshold}")
+        check(self.num_target >= 1, f"model.num_target must be >= 1, got {self.num_target}")
 
 
 @register_model("da_pseudo_label", config=PseudoLabelConfig, task="domains")

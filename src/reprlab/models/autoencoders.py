@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import _check
+from ..config import check
 from ..registry import register_model
 from .base import ReprModel, check_conv_shape, check_unit_interval, conv_down, conv_up, mlp
 
@@ -32,9 +32,9 @@ class AutoencoderConfig:
     output: Literal["sigmoid", "identity"] = "sigmoid"  # identity for unbounded data (MSE only)
 
     def __post_init__(self) -> None:
-        _check(self.code_dim >= 1, f"model.code_dim must be >= 1, got {self.code_dim}")
-        _check(all(h >= 1 for h in self.hidden), f"model.hidden sizes must be >= 1, got {self.hidden}")
-        _check(not (self.loss == "bce" and self.output == "identity"), "model.loss=bce needs model.output=sigmoid")
+        check(self.code_dim >= 1, f"model.code_dim must be >= 1, got {self.code_dim}")
+        check(all(h >= 1 for h in self.hidden), f"model.hidden sizes must be >= 1, got {self.hidden}")
+        check(not (self.loss == "bce" and self.output == "identity"), "model.loss=bce needs model.output=sigmoid")
 
 
 class _ReconstructionMixin:
@@ -101,10 +101,10 @@ class ConvAutoencoderConfig:
     output: Literal["sigmoid", "identity"] = "sigmoid"
 
     def __post_init__(self) -> None:
-        _check(self.code_dim >= 1, f"model.code_dim must be >= 1, got {self.code_dim}")
-        _check(len(self.channels) >= 1 and all(c >= 1 for c in self.channels), "model.channels must be positive")
+        check(self.code_dim >= 1, f"model.code_dim must be >= 1, got {self.code_dim}")
+        check(len(self.channels) >= 1 and all(c >= 1 for c in self.channels), "model.channels must be positive")
         check_conv_shape("ae_conv", self.input_shape, self.channels)
-        _check(not (self.loss == "bce" and self.output == "identity"), "model.loss=bce needs model.output=sigmoid")
+        check(not (self.loss == "bce" and self.output == "identity"), "model.loss=bce needs model.output=sigmoid")
 
 
 @register_model("ae_conv", config=ConvAutoencoderConfig)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import _check
+from ..config import check
 from ..errors import ConfigError, DataError
 from ..registry import register_model
 from .backbones import BACKBONE_BLOCKS, BUILTIN, STEMS, check_image_size, make_backbone, timm_name
@@ -42,13 +42,13 @@ class ClassifierConfig:
     backbone_lr_mult: float = 0.1  # backbone lr = lr * this, in modes last-k and all
 
     def __post_init__(self) -> None:
-        _check(len(self.input_shape) == 3, f"classifier needs images (C, H, W), got input_shape {self.input_shape}")
-        _check(self.num_classes >= 2, f"model.num_classes must be >= 2, got {self.num_classes}")
-        _check(self.width >= 1, f"model.width must be >= 1, got {self.width}")
-        _check(self.backbone_lr_mult > 0, f"model.backbone_lr_mult must be > 0, got {self.backbone_lr_mult}")
-        _check(self.stem in STEMS, f"model.stem must be one of {', '.join(STEMS)}, got {self.stem!r}")
+        check(len(self.input_shape) == 3, f"classifier needs images (C, H, W), got input_shape {self.input_shape}")
+        check(self.num_classes >= 2, f"model.num_classes must be >= 2, got {self.num_classes}")
+        check(self.width >= 1, f"model.width must be >= 1, got {self.width}")
+        check(self.backbone_lr_mult > 0, f"model.backbone_lr_mult must be > 0, got {self.backbone_lr_mult}")
+        check(self.stem in STEMS, f"model.stem must be one of {', '.join(STEMS)}, got {self.stem!r}")
         tname = timm_name(self.backbone)
-        _check(
+        check(
             self.backbone in BUILTIN or bool(tname and tname.strip()),
             f"model.backbone must be small_cnn, resnet18 or timm:NAME (a timm model), got {self.backbone!r}",
         )
@@ -56,8 +56,8 @@ class ClassifierConfig:
             check_image_size(self.backbone, tuple(self.input_shape), self.stem)
         n = BACKBONE_BLOCKS.get(self.backbone)
         if self.mode == "last-k":
-            _check(self.unfreeze >= 1, f"model.unfreeze must be >= 1, got {self.unfreeze}")
-            _check(
+            check(self.unfreeze >= 1, f"model.unfreeze must be >= 1, got {self.unfreeze}")
+            check(
                 n is None or self.unfreeze <= n,
                 f"model.unfreeze={self.unfreeze} but the {self.backbone} backbone has {n} blocks; "
                 f"choose 1..{n} (or mode all)",

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import _check
+from ..config import check
 from ..data.g2p import BOS, EOS, LETTERS, MAX_WORD, PAD, PHONEMES, SPECIALS, check_word, random_batch
 from ..data.lexicon import G2PVocab
 from ..errors import ConfigError, DataError
@@ -46,23 +46,23 @@ class G2PTrainingConfig:
     lowercase: bool = True
 
     def __post_init__(self) -> None:
-        _check(0 <= self.dropout < 1, f"model.dropout must be in [0, 1), got {self.dropout}")
-        _check(0 <= self.label_smoothing < 1, f"model.label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        _check(
+        check(0 <= self.dropout < 1, f"model.dropout must be in [0, 1), got {self.dropout}")
+        check(0 <= self.label_smoothing < 1, f"model.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        check(
             self.max_len >= 40,
             f"model.max_len must be >= 40 (CMUdict's longest word has 28 letters), got {self.max_len}",
         )
-        _check(len(self.graphemes) >= 1, "model.graphemes is empty; give the letters the model reads")
+        check(len(self.graphemes) >= 1, "model.graphemes is empty; give the letters the model reads")
         twice = sorted({c for c in self.graphemes if self.graphemes.count(c) > 1})
-        _check(not twice, f"model.graphemes lists {twice[0] if twice else ''!r} more than once; give each letter once")
-        _check(len(self.phonemes) >= 1, "model.phonemes is empty; give the phonemes the model writes")
+        check(not twice, f"model.graphemes lists {twice[0] if twice else ''!r} more than once; give each letter once")
+        check(len(self.phonemes) >= 1, "model.phonemes is empty; give the phonemes the model writes")
         for ph in self.phonemes:
-            _check(
+            check(
                 bool(ph) and not any(c.isspace() for c in ph) and ph not in SPECIALS,
                 f"model.phonemes holds {ph!r}; a phoneme is a non-empty symbol without blanks, not one of {SPECIALS}",
             )
         twice = sorted({ph for ph in self.phonemes if self.phonemes.count(ph) > 1})
-        _check(not twice, f"model.phonemes lists {twice[0] if twice else ''!r} more than once; give each phoneme once")
+        check(not twice, f"model.phonemes lists {twice[0] if twice else ''!r} more than once; give each phoneme once")
 
 
 class G2PModel(ReprModel):

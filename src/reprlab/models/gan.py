@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import _check
+from ..config import check
 from ..registry import register_model
 from .base import ReprModel, check_image_shape
 
@@ -55,23 +55,23 @@ class DCGANConfig:
     grid_size: int = 64
 
     def __post_init__(self) -> None:
-        _check(
+        check(
             self.objective in OBJECTIVES,
             f"model.objective {self.objective!r} is not valid; choose one of: {', '.join(OBJECTIVES)}",
         )
-        _check(self.n_critic >= 1, f"model.n_critic must be >= 1 (D steps per G step), got {self.n_critic}")
+        check(self.n_critic >= 1, f"model.n_critic must be >= 1 (D steps per G step), got {self.n_critic}")
         shape = tuple(self.input_shape)
         fits = len(shape) == 3 and shape[1] % 4 == 0 and shape[2] % 4 == 0 and min(shape[1:]) >= 4
         check_image_shape("dcgan", shape, "height and width divisible by 4 (8, 28, 32, 64, ...)", fits)
-        _check(self.latent_dim >= 1, f"model.latent_dim must be >= 1, got {self.latent_dim}")
-        _check(self.g_channels >= 1 and self.d_channels >= 1, "model.g_channels and model.d_channels must be >= 1")
-        _check(self.gp_weight >= 0, f"model.gp_weight must be >= 0, got {self.gp_weight}")
-        _check(0.0 <= self.ema < 1.0, f"model.ema must be in [0, 1), got {self.ema}")
-        _check(0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0, "model.beta1 and model.beta2 must be in [0, 1)")
-        _check(self.grid_size >= 1, "model.grid_size must be >= 1")
+        check(self.latent_dim >= 1, f"model.latent_dim must be >= 1, got {self.latent_dim}")
+        check(self.g_channels >= 1 and self.d_channels >= 1, "model.g_channels and model.d_channels must be >= 1")
+        check(self.gp_weight >= 0, f"model.gp_weight must be >= 0, got {self.gp_weight}")
+        check(0.0 <= self.ema < 1.0, f"model.ema must be in [0, 1), got {self.ema}")
+        check(0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0, "model.beta1 and model.beta2 must be in [0, 1)")
+        check(self.grid_size >= 1, "model.grid_size must be >= 1")
         for k in ("lr_g", "lr_d"):
             v = getattr(self, k)
-            _check(v is None or v > 0, f"model.{k} must be > 0, got {v}")
+            check(v is None or v > 0, f"model.{k} must be > 0, got {v}")
 
 
 MAX_DOUBLINGS = 3  # the widest layer is 2^3 = 8x g_channels / d_channels, as in DCGAN's 64x64 nets

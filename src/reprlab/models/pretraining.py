@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import _check
+from ..config import check
 from ..errors import ConfigError
 from ..registry import register_model
 from .base import ReprModel, check_unit_interval
@@ -33,9 +33,9 @@ class AELayerConfig:
     output: Literal["sigmoid", "identity"] = "sigmoid"  # identity (with loss=mse) for standardized tables
 
     def __post_init__(self) -> None:
-        _check(self.hidden >= 1, f"model.hidden must be >= 1, got {self.hidden}")
-        _check(0.0 <= self.corruption < 1.0, f"model.corruption must be in [0, 1), got {self.corruption}")
-        _check(not (self.loss == "bce" and self.output == "identity"), "model.loss=bce needs model.output=sigmoid")
+        check(self.hidden >= 1, f"model.hidden must be >= 1, got {self.hidden}")
+        check(0.0 <= self.corruption < 1.0, f"model.corruption must be in [0, 1), got {self.corruption}")
+        check(not (self.loss == "bce" and self.output == "identity"), "model.loss=bce needs model.output=sigmoid")
 
 
 @register_model("dense_ae_layer", config=AELayerConfig)
@@ -115,11 +115,11 @@ class StackedClassifierConfig:
     hidden: tuple[int, ...] = (256, 256, 256)
 
     def __post_init__(self) -> None:
-        _check(
+        check(
             len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden),
             f"model.hidden must be positive sizes, got {self.hidden}",
         )
-        _check(self.num_classes >= 2, f"model.num_classes must be >= 2, got {self.num_classes}")
+        check(self.num_classes >= 2, f"model.num_classes must be >= 2, got {self.num_classes}")
 
 
 @register_model("stacked_classifier", config=StackedClassifierConfig)

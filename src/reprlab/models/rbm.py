@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import _check
+from ..config import check
 from ..registry import register_model
 from .base import ReprModel, check_unit_interval
 
@@ -41,9 +41,9 @@ class RBMConfig:
     visible: Literal["bernoulli", "gaussian"] = "bernoulli"  # gaussian: unit-variance units for standardized data
 
     def __post_init__(self) -> None:
-        _check(self.hidden >= 1, f"model.hidden must be >= 1, got {self.hidden}")
-        _check(self.k >= 1, f"model.k (Gibbs steps) must be >= 1, got {self.k}")
-        _check(all(s >= 1 for s in self.input_shape), f"model.input_shape must be positive, got {self.input_shape}")
+        check(self.hidden >= 1, f"model.hidden must be >= 1, got {self.hidden}")
+        check(self.k >= 1, f"model.k (Gibbs steps) must be >= 1, got {self.k}")
+        check(all(s >= 1 for s in self.input_shape), f"model.input_shape must be positive, got {self.input_shape}")
 
 
 @register_model("rbm", config=RBMConfig)

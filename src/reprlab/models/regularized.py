@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from ..config import _check
+from ..config import check
 from ..registry import register_model
 from .autoencoders import MLPAutoencoder
 
@@ -71,12 +71,12 @@ class SparseAutoencoderConfig:
     output: Literal["sigmoid", "identity"] = "sigmoid"
 
     def __post_init__(self) -> None:
-        _check(0 < self.rho < 1, f"model.rho must be in (0, 1), got {self.rho}")
-        _check(self.sparsity_weight >= 0, f"model.sparsity_weight must be >= 0, got {self.sparsity_weight}")
-        _check(self.l1_weight >= 0, f"model.l1_weight must be >= 0, got {self.l1_weight}")
-        _check(self.code_dim >= 1, f"model.code_dim must be >= 1, got {self.code_dim}")
-        _check(all(h >= 1 for h in self.hidden), f"model.hidden sizes must be >= 1, got {self.hidden}")
-        _check(not (self.loss == "bce" and self.output == "identity"), "model.loss=bce needs model.output=sigmoid")
+        check(0 < self.rho < 1, f"model.rho must be in (0, 1), got {self.rho}")
+        check(self.sparsity_weight >= 0, f"model.sparsity_weight must be >= 0, got {self.sparsity_weight}")
+        check(self.l1_weight >= 0, f"model.l1_weight must be >= 0, got {self.l1_weight}")
+        check(self.code_dim >= 1, f"model.code_dim must be >= 1, got {self.code_dim}")
+        check(all(h >= 1 for h in self.hidden), f"model.hidden sizes must be >= 1, got {self.hidden}")
+        check(not (self.loss == "bce" and self.output == "identity"), "model.loss=bce needs model.output=sigmoid")
 
 
 @register_model("sae_mlp", config=SparseAutoencoderConfig)
@@ -118,10 +118,10 @@ class DenoisingAutoencoderConfig:
     output: Literal["sigmoid", "identity"] = "sigmoid"
 
     def __post_init__(self) -> None:
-        _check(0 <= self.noise <= 1, f"model.noise must be in [0, 1], got {self.noise}")
-        _check(self.code_dim >= 1, f"model.code_dim must be >= 1, got {self.code_dim}")
-        _check(all(h >= 1 for h in self.hidden), f"model.hidden sizes must be >= 1, got {self.hidden}")
-        _check(not (self.loss == "bce" and self.output == "identity"), "model.loss=bce needs model.output=sigmoid")
+        check(0 <= self.noise <= 1, f"model.noise must be in [0, 1], got {self.noise}")
+        check(self.code_dim >= 1, f"model.code_dim must be >= 1, got {self.code_dim}")
+        check(all(h >= 1 for h in self.hidden), f"model.hidden sizes must be >= 1, got {self.hidden}")
+        check(not (self.loss == "bce" and self.output == "identity"), "model.loss=bce needs model.output=sigmoid")
 
 
 @register_model("dae_mlp", config=DenoisingAutoencoderConfig)

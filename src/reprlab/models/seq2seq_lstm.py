@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..config import _check
+from ..config import check
 from ..data.g2p import PAD
 from ..registry import register_model
 from .g2p_base import G2PModel, G2PTrainingConfig
@@ -29,9 +29,9 @@ class LSTMG2PConfig(G2PTrainingConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(self.emb >= 1, f"model.emb must be >= 1, got {self.emb}")
-        _check(self.hidden >= 2 and self.hidden % 2 == 0, f"model.hidden must be even and >= 2, got {self.hidden}")
-        _check(self.layers >= 1, f"model.layers must be >= 1, got {self.layers}")
+        check(self.emb >= 1, f"model.emb must be >= 1, got {self.emb}")
+        check(self.hidden >= 2 and self.hidden % 2 == 0, f"model.hidden must be even and >= 2, got {self.hidden}")
+        check(self.layers >= 1, f"model.layers must be >= 1, got {self.layers}")
 
 
 @register_model("g2p_lstm", config=LSTMG2PConfig, task="g2p")

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import _check
+from ..config import check
 from ..data.g2p import PAD
 from ..registry import register_model
 from .g2p_base import G2PModel, G2PTrainingConfig
@@ -223,14 +223,14 @@ class TransformerG2PConfig(G2PTrainingConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("attn_dropout", "ff_dropout"):
-            _check(0 <= getattr(self, name) < 1, f"model.{name} must be in [0, 1), got {getattr(self, name)}")
-        _check(self.d_model >= 2 and self.d_model % 2 == 0, f"model.d_model must be even and >= 2, got {self.d_model}")
-        _check(
+            check(0 <= getattr(self, name) < 1, f"model.{name} must be in [0, 1), got {getattr(self, name)}")
+        check(self.d_model >= 2 and self.d_model % 2 == 0, f"model.d_model must be even and >= 2, got {self.d_model}")
+        check(
             self.n_heads >= 1 and self.d_model % self.n_heads == 0,
             f"model.n_heads must divide model.d_model ({self.d_model}), got {self.n_heads}",
         )
-        _check(self.enc_layers >= 1 and self.dec_layers >= 1, "model.enc_layers and model.dec_layers must be >= 1")
-        _check(self.ff >= 1, f"model.ff must be >= 1, got {self.ff}")
+        check(self.enc_layers >= 1 and self.dec_layers >= 1, "model.enc_layers and model.dec_layers must be >= 1")
+        check(self.ff >= 1, f"model.ff must be >= 1, got {self.ff}")
 
 
 @register_model("g2p_transformer", config=TransformerG2PConfig, task="g2p")

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import _check
+from ..config import check
 from ..errors import ConfigError
 from ..registry import register_model
 from .base import ReprModel, check_conv_shape, check_unit_interval, conv_down, conv_up, mlp
@@ -58,10 +58,10 @@ class _VAECommon:
     binarize: bool = False  # dynamic binarization of [0, 1] data (Bernoulli likelihood only)
 
     def _check_common(self) -> None:
-        _check(self.latent_dim >= 1, f"model.latent_dim must be >= 1, got {self.latent_dim}")
-        _check(self.beta >= 0, f"model.beta must be >= 0, got {self.beta}")
-        _check(self.kl_warmup >= 0, f"model.kl_warmup must be >= 0, got {self.kl_warmup}")
-        _check(
+        check(self.latent_dim >= 1, f"model.latent_dim must be >= 1, got {self.latent_dim}")
+        check(self.beta >= 0, f"model.beta must be >= 0, got {self.beta}")
+        check(self.kl_warmup >= 0, f"model.kl_warmup must be >= 0, got {self.kl_warmup}")
+        check(
             not (self.binarize and self.likelihood != "bernoulli"),
             "model.binarize=true needs model.likelihood=bernoulli",
         )
@@ -233,7 +233,7 @@ class VAEConfig(_VAECommon):
 
     def __post_init__(self) -> None:
         self._check_common()
-        _check(
+        check(
             len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden),
             f"model.hidden sizes must be >= 1, got {self.hidden}",
         )
@@ -276,7 +276,7 @@ class ConvVAEConfig(_VAECommon):
 
     def __post_init__(self) -> None:
         self._check_common()
-        _check(len(self.channels) >= 1 and all(c >= 1 for c in self.channels), "model.channels must be positive")
+        check(len(self.channels) >= 1 and all(c >= 1 for c in self.channels), "model.channels must be positive")
         check_conv_shape("vae_conv", self.input_shape, self.channels)
 
 
