@@ -402,11 +402,31 @@ def parse_early_stop(text: str) -> tuple[str, int, str]:
 class DataConfig:
     """Which dataset to train on and how to split it."""
 
+    # a built-in name (reprlab datasets), or your own data: a folder of images, an .npz/.npy file, a .csv/.tsv
+    # table, a lexicon (g2p); folder:, npz:, csv: and lexicon: force a reader
     name: str = "fashion-mnist"
-    data_dir: Optional[str] = None
-    val_size: int = 5000  # held out from the training split for per-epoch evaluation
+    data_dir: Optional[str] = None  # the folder with a built-in dataset's files (Fashion-MNIST's IDX files)
+    val_size: int = 5000  # built-in data: examples held out from the training split for per-epoch evaluation
     limit: int = 0  # use only the first N training examples (after the val split); 0 = all
+    # the settings below are for your own data; each applies to some readers only (left unset: the reader's default)
+    size: Optional[int] = None  # image folders: center-crop, then resize to SIZE x SIZE pixels
+    channels: Optional[int] = None  # image folders: 1 (grey) or 3 (RGB); unset: as the files are
+    label: Optional[str] = None  # tables: the column that holds the labels (unset: unlabelled)
+    drop: tuple[str, ...] = ()  # tables: columns to leave out (a text column must be dropped or be the label)
+    delimiter: Optional[str] = None  # tables: the field separator (unset: by the file's suffix)
+    test_fraction: Optional[float] = None  # data without its own test split: the share held out to test (0.2)
+    val_fraction: Optional[float] = None  # data without its own validation split: the share held out (0.1)
+    split_seed: Optional[int] = None  # the seed of that split (0); recorded in the run
+    lowercase: Optional[bool] = None  # lexicons: lower-case the words (default true)
+    strip_stress: Optional[bool] = None  # lexicons: drop stress digits from the phones (default false)
 
     def __post_init__(self) -> None:
         check(self.val_size >= 0, f"data.val_size must be >= 0, got {self.val_size}")
         check(self.limit >= 0, f"data.limit must be >= 0, got {self.limit}")
+
+    def reader_options(self) -> dict[str, Any]:
+        """The own-data settings the user gave, named as the readers take them (``split_seed`` -> ``seed``)."""
+        keys = ("size", "channels", "label", "drop", "delimiter", "test_fraction", "val_fraction", "split_seed")
+        out = {k: getattr(self, k) for k in (*keys, "lowercase", "strip_stress")}
+        out["seed"] = out.pop("split_seed")
+        return {k: v for k, v in out.items() if v is not None and v != ()}
