@@ -433,7 +433,7 @@ def lexicon_task_data(
         f"test words (split by word, seed {seed}); {len(v.graphemes.words)} letters, {len(v.phonemes.words)} phonemes"
         + (f"; {left_out} dev/test words left out (letters or phones unseen in training)" if left_out else "")
     )
-    return LexiconTask(train, parts["dev"], parts["test"], defaults, summary, data)
+    return LexiconTask(train, parts["dev"], parts["test"], defaults, summary, data=data)
 
 
 __all__ = [
