@@ -39,11 +39,16 @@ class G2PTrainingConfig:
     after ``<pad>``, ``<s>``, ``</s>``); ``phonemes`` the symbols it writes, likewise. ``lowercase``: words
     are lower-cased before they are read (they are always stripped and NFC-normalised)."""
 
+    # dropout on sublayer outputs and embeddings
     dropout: float = 0.1
+    # label smoothing of the training cross-entropy
     label_smoothing: float = 0.1
     max_len: int = 64  # longest sequence the model decodes (and the positional table covers)
+    # the letters the model reads, one character each (a lexicon's training words fill it)
     graphemes: str = "".join(LETTERS)
+    # the phones the model writes (a lexicon's training pronunciations fill it)
     phonemes: tuple[str, ...] = tuple(PHONEMES)
+    # lower-case words before reading them
     lowercase: bool = True
 
     def __post_init__(self) -> None:
