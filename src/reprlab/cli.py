@@ -44,8 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _error(line: str) -> None:
     """Print one error line, once: under DDP every process fails alike, and only global rank 0 speaks."""
+    _leave_process_group()
     if os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) == "0":
         sys.stderr.write(f"reprlab: error: {line}\n")
+
+
+def _leave_process_group() -> None:
+    """Under DDP, shut the process group down before exiting on an error: left to interpreter exit, its
+    background threads can die mid-flight and the C++ runtime prints "terminate called ..." to stderr."""
+    if "torch" not in sys.modules:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _list_settings(parser: argparse.ArgumentParser, argv: list[str]) -> None:
