@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from .config import DataConfig, TrainerConfig
 from .data.batches import BatchSource, TensorBatches
+from .data.spec import open_own_data  # noqa: F401 - the one way other tasks open --data PATH
 from .errors import ConfigError
 
 

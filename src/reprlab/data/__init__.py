@@ -21,6 +21,7 @@ from .images import (
     locate_fashion_mnist,
     split_train_val,
 )
+from .spec import FORMS, DataSpec, open_data, open_own_data, parse_data_spec
 
 
 @dataclass(frozen=True)
@@ -120,4 +121,9 @@ __all__ = [
     "dataset_names",
     "get_dataset",
     "load_images",
+    "DataSpec",
+    "FORMS",
+    "parse_data_spec",
+    "open_data",
+    "open_own_data",
 ]
