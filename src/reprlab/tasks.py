@@ -2,23 +2,37 @@
 
 A model's registry entry names its task ("images" for most). Families with other data
 (grapheme-to-phoneme, domain pairs) register their own task with :func:`register_task`.
+
+The ``images`` task reads ``--data`` as :func:`~reprlab.data.spec.parse_data_spec` does: a built-in name
+loads that dataset as before; a folder of images, an ``.npz``/``.npy`` file or a ``.csv``/``.tsv`` table is
+opened with its reader (:func:`open_own_data`) and batched by index from its split. The data fixes the
+model's ``input_shape`` and ``num_classes``; data outside [0, 1] (a standardised table, float arrays) also
+sets the model's range settings (:data:`UNBOUNDED_SETTINGS`) where the user gave none.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
+
+import numpy as np
 
 from .config import DataConfig, TrainerConfig
 from .data.batches import BatchSource, TensorBatches
-from .data.spec import open_own_data  # noqa: F401 - the one way other tasks open --data PATH
-from .errors import ConfigError
+from .data.spec import open_own_data
+from .errors import ConfigError, DataError
+from .registry import RANGE_SETTINGS as UNBOUNDED_SETTINGS  # filled for data outside [0, 1] where a model has them
+
+EVAL_BATCH = 1024  # validation and test batches, as the built-in datasets use
 
 
 @dataclass
 class TaskData:
     """What a task gives: batch sources, the model settings the data fixes, a one-line summary, and
-    ``extras``, anything more a family's pipeline needs (the ``domains`` task: ``source_test``, ``pair``)."""
+    ``extras``, anything more a family's pipeline needs (the ``domains`` task: ``source_test``, ``pair``;
+    the ``images`` task: ``source``, the record a run keeps in config.json as ``data_source``, and on your own
+    data ``reader``, the opened data, and ``unit_interval``, whether its values lie in [0, 1])."""
 
     train: BatchSource
     val: BatchSource | None
@@ -28,10 +42,14 @@ class TaskData:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-_TASKS: dict[str, Callable[[DataConfig, TrainerConfig], TaskData]] = {}
+_TASKS: dict[str, Callable[..., TaskData]] = {}
 
 
 def register_task(name: str):
+    """Decorator: ``fn(data: DataConfig, trainer: TrainerConfig[, saved=None]) -> TaskData`` serves task
+    ``name``. A task that takes ``saved`` gets the ``data_source`` a run recorded when a run is rebuilt
+    (``eval``, ``encode``, ``--resume``), to find the same data and refuse changed data."""
+
     def deco(fn):
         _TASKS[name] = fn
         return fn
@@ -39,7 +57,7 @@ def register_task(name: str):
     return deco
 
 
-def get_task(name: str) -> Callable[[DataConfig, TrainerConfig], TaskData]:
+def get_task(name: str) -> Callable[..., TaskData]:
     from .data import _load_plugins
 
     _load_plugins()
@@ -48,8 +66,78 @@ def get_task(name: str) -> Callable[[DataConfig, TrainerConfig], TaskData]:
     return _TASKS[name]
 
 
+def make_task_data(
+    name: str, data: DataConfig, trainer: TrainerConfig, saved: Mapping[str, Any] | None = None
+) -> TaskData:
+    """Task ``name``'s data; ``saved`` (a run's ``data_source``) is passed to tasks that take it."""
+    fn = get_task(name)
+    if saved and "saved" in inspect.signature(fn).parameters:
+        return fn(data, trainer, saved=saved)
+    return fn(data, trainer)
+
+
+def in_unit_interval(reader: Any) -> bool:
+    """True when every value a reader's batches give lies in [0, 1] (uint8 images always do)."""
+    if getattr(reader, "stats", None) is not None:  # a standardised table
+        return False
+    x = reader.x
+    if x.dtype == np.uint8 or x.dtype == np.bool_:
+        return True
+    from .data.arraybatches import iter_row_chunks
+
+    for chunk in iter_row_chunks(x):
+        if chunk.size and (chunk.min() < 0 or chunk.max() > 1):
+            return False
+    return True
+
+
+def describe_reader(reader: Any, limit: int = 0) -> str:
+    """One line about opened data: where, the split sizes, the shape and the classes."""
+    sp = reader.split
+    rec = reader.record()
+    n_train = min(len(sp.train), limit) if limit else len(sp.train)
+    dims = reader.input_shape
+    shape = f"{dims[0]} features" if len(dims) == 1 else "x".join(str(s) for s in dims)
+    kind = {"folder": "images", "arrays": "arrays", "table": "table"}.get(rec["kind"], rec["kind"])
+    what = f"{reader.num_classes} classes" if reader.labelled else "unlabelled"
+    return (
+        f"{kind} {rec['path']}: {n_train} train / {len(sp.val)} val / {len(sp.test)} test ({sp.method} split), "
+        f"{shape}, {what}, fingerprint {reader.fingerprint}"
+    )
+
+
+def own_task_data(reader: Any, data: DataConfig, trainer: TrainerConfig) -> TaskData:
+    """The ``images`` task's data for an opened reader (FolderData, ArrayData or TableData)."""
+    if not hasattr(reader, "x"):
+        raise DataError(f"--data {data.name} is a lexicon; lexicons train the g2p models (g2p_transformer, g2p_lstm)")
+    sp = reader.split
+    train = reader.batches("train", trainer.batch_size, shuffle=True, seed=trainer.seed, limit=data.limit)
+    val = reader.batches("val", EVAL_BATCH, shuffle=False) if len(sp.val) else None
+    test = reader.batches("test", EVAL_BATCH, shuffle=False) if len(sp.test) else None
+    defaults: dict[str, Any] = {"input_shape": tuple(reader.input_shape)}
+    if reader.labelled:
+        defaults["num_classes"] = reader.num_classes
+    unit = in_unit_interval(reader)
+    if not unit:
+        defaults.update(UNBOUNDED_SETTINGS)
+    source = reader.record()
+    return TaskData(
+        train,
+        val,
+        test,
+        defaults,
+        describe_reader(reader, data.limit),
+        extras={"reader": reader, "source": source, "unit_interval": unit},
+    )
+
+
 @register_task("images")
-def image_task(data: DataConfig, trainer: TrainerConfig) -> TaskData:
+def image_task(data: DataConfig, trainer: TrainerConfig, saved: Mapping[str, Any] | None = None) -> TaskData:
+    """Built-in image datasets by name, or your own images, arrays or table by path (see the module docstring)."""
+    saved = saved if saved and saved.get("kind") != "builtin" else None
+    reader = open_own_data(data, "images", saved, progress=trainer.progress)
+    if reader is not None:
+        return own_task_data(reader, data, trainer)
     from .data import load_images
 
     d = load_images(data.name, data.data_dir, data.val_size, data.limit)
@@ -63,4 +151,18 @@ def image_task(data: DataConfig, trainer: TrainerConfig) -> TaskData:
         test,
         {"input_shape": d.input_shape, "num_classes": d.num_classes},
         f"{d.name}: {len(d.train[0])} train / {len(d.val[0])} val / {len(d.test[0])} test from {d.source}",
+        extras={"source": {"kind": "builtin", "name": d.name, "where": d.source}},
     )
+
+
+__all__ = [
+    "TaskData",
+    "register_task",
+    "get_task",
+    "make_task_data",
+    "open_own_data",
+    "own_task_data",
+    "in_unit_interval",
+    "describe_reader",
+    "UNBOUNDED_SETTINGS",
+]

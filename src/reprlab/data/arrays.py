@@ -63,8 +63,18 @@ class ArrayData:
 
         require_labels(self, min_classes)
 
+    def _rows(self, part: str, limit: int = 0):
+        rows = self.split.part(part)
+        return rows[:limit] if limit else rows
+
     def batches(
-        self, part: str = "train", batch_size: int = 256, shuffle: bool | None = None, seed: int = 0, drop_last=False
+        self,
+        part: str = "train",
+        batch_size: int = 256,
+        shuffle: bool | None = None,
+        seed: int = 0,
+        drop_last=False,
+        limit: int = 0,
     ) -> ArrayBatches:
         """A batch source over one split part: ``{"x": float32, "y": int64}`` (no ``y`` without labels)."""
         arrays = {"x": self.x} if self.y is None else {"x": self.x, "y": self.y}
@@ -75,7 +85,7 @@ class ArrayData:
             shuffle,
             seed,
             drop_last,
-            indices=self.split.part(part),
+            indices=self._rows(part, limit),
             channels_last=("x",) if self.channels_last else (),
         )
 

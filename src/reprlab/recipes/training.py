@@ -43,17 +43,50 @@ def fit(
     return trainer
 
 
+def model_config_for(name: str, values: dict, task: Any, data_name: str = "") -> Any:
+    """Model ``name``'s config for ``task``'s data: the user's ``values`` with the data's settings filled in
+    (:func:`~reprlab.registry.build_config_for_data`), after the checks that need both.
+
+    ConfigError/DataError (one line) before anything is built or written: a model that trains on labels given
+    unlabelled (or one-class) data, settings that need [0, 1] given data outside it."""
+    from ..registry import build_config_for_data, check_data_range, needs_labels
+
+    reader = task.extras.get("reader")
+    if reader is not None and needs_labels(name) and hasattr(reader, "require_labels"):
+        reader.require_labels()
+    config = build_config_for_data(name, values, task.model_defaults, data_name)
+    check_data_range(name, config, task.extras.get("unit_interval", True), data_name)
+    return config
+
+
+def saved_data_source(run: Path) -> dict | None:
+    """The ``data_source`` a run recorded in its config.json, or None (older runs, in-memory data)."""
+    from ..train.checkpoint import read_run_config
+
+    source = read_run_config(run).get("data_source")
+    return source if isinstance(source, dict) else None
+
+
 def train_model(
-    name: str, tree: dict, out: Path | None, resume: bool = False, overwrite: bool = False, quiet: bool = False
+    name: str,
+    tree: dict,
+    out: Path | None,
+    resume: bool = False,
+    overwrite: bool = False,
+    quiet: bool = False,
+    task: Any = None,
 ):
     """Build data and model from a resolved config tree and train it. Returns (model, trainer, task_data, metrics).
 
-    The run folder is checked first (before any data is read), and created only once the model is built.
-    The caller owns the returned trainer's run folder: ``trainer.close()`` releases it.
+    ``task``: the data as a :class:`~reprlab.tasks.TaskData` (the Python API's in-memory data), instead of the
+    one ``tree["data"]`` names. The run folder is checked first (before any data is read), and created only
+    once the model is built. On ``resume`` the data is rebuilt from the run's record (same split, a table's
+    saved statistics) and refused when it changed. The run records where its data came from in config.json
+    (``data_source``). The caller owns the returned trainer's run folder: ``trainer.close()`` releases it.
     """
     from ..config import DataConfig, build
-    from ..registry import build_config_for_data, build_model, get_spec
-    from ..tasks import get_task
+    from ..registry import build_model, get_spec
+    from ..tasks import make_task_data
     from ..train.callbacks import SampleGrid
     from ..train.engine import launch_rank_zero
     from ..train.rundir import check_new_run
@@ -63,14 +96,18 @@ def train_model(
     data_cfg = build(DataConfig, tree["data"], "data")
     if out is not None and not resume:
         check_new_run(out, overwrite)
-    task = get_task(spec.task)(data_cfg, trainer_cfg)
-    model_cfg = build_config_for_data(name, tree["model"], task.model_defaults, data_cfg.name)
+    if task is None:
+        saved = saved_data_source(out) if resume and out is not None else None
+        task = make_task_data(spec.task, data_cfg, trainer_cfg, saved)
+    model_cfg = model_config_for(name, tree["model"], task, data_cfg.name)
     run_config = {
         "model": name,
         "model_config": to_dict(model_cfg),
         "trainer": to_dict(trainer_cfg),
         "data": to_dict(data_cfg),
     }
+    if task.extras.get("source"):
+        run_config["data_source"] = task.extras["source"]
     seed_everything(trainer_cfg.seed)
     model = build_model(name, model_cfg)  # before the run folder: a model that cannot be built leaves none
     trainer = Trainer(trainer_cfg, out, run_config, resume=resume, overwrite=overwrite, description=name)
@@ -123,6 +160,8 @@ __all__ = [
     "seeded_model",
     "fit",
     "train_model",
+    "model_config_for",
+    "saved_data_source",
     "final_metrics",
     "write_final_metrics",
     "finish_run",
