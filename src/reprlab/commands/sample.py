@@ -73,10 +73,14 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..io import make_parent
     from ..plots import figure_path, image_grid
+    from ..registry import get_spec, list_models
     from ..train.checkpoint import load_run, read_run_config
     from ._common import refuse_existing_output
 
     saved = read_run_config(args.run)
+    cls = get_spec(saved["model"]).cls if saved["model"] in list_models() else None
+    if cls is not None and not getattr(cls, "can_sample", False):  # said before the output's suffix is judged
+        raise ConfigError(f"model {saved['model']!r} cannot sample; sampling works for generative models (VAE, GAN)")
     shape = (saved.get("model_config") or {}).get("input_shape")
     rows = isinstance(shape, list) and len(shape) == 1  # a model of table rows / feature vectors
     if rows:
