@@ -262,7 +262,7 @@ def python_task_data(data: Any, trainer: TrainerConfig, val: Any = None, workers
 def image_task(data: DataConfig, trainer: TrainerConfig, saved: Mapping[str, Any] | None = None) -> TaskData:
     """Built-in image datasets by name, or your own images, arrays or table by path (see the module docstring)."""
     saved = saved if saved and saved.get("kind") != "builtin" else None
-    reader = open_own_data(data, "images", saved, progress=trainer.progress)
+    reader = open_own_data(data, "images", saved, progress=trainer.progress, kinds=("folder", "arrays", "table"))
     if reader is not None:
         return own_task_data(reader, data, trainer)
     from .data import load_images

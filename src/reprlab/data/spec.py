@@ -197,7 +197,13 @@ def check_unchanged(data: Any, saved: Mapping[str, Any]) -> None:
         )
 
 
-def open_own_data(data: Any, task: str = "images", saved: Mapping[str, Any] | None = None, progress: bool = True):
+def open_own_data(
+    data: Any,
+    task: str = "images",
+    saved: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    kinds: tuple[str, ...] | None = None,
+):
     """Open the data a :class:`~reprlab.config.DataConfig` names with its reader, or None for a built-in name.
 
     ``data.name`` is parsed by :func:`parse_data_spec` under ``task`` with ``data.reader_options()``;
@@ -208,11 +214,18 @@ def open_own_data(data: Any, task: str = "images", saved: Mapping[str, Any] | No
     ``saved``: the ``data_source`` a run recorded (``reader.record()``). Then a table is standardised with the
     recorded statistics (never refit), a relative path that no longer resolves falls back to the recorded
     absolute one, and data whose fingerprint or split differs from the record is a DataError (one line).
-    ``progress``: show the bar of a folder's first decode."""
+    ``progress``: show the bar of a folder's first decode. ``kinds``: the forms the caller takes (e.g.
+    ``("folder",)``); another form is a DataError before anything is read."""
     text = _saved_path_text(str(data.name), saved)
     spec = parse_data_spec(text, task, data.reader_options())
     if spec.kind == "builtin":
         return None
+    if kinds is not None and spec.kind not in kinds:
+        if spec.kind == "lexicon":
+            raise DataError(
+                f"--data {spec.text} is a lexicon; lexicons train the g2p models (g2p_transformer, g2p_lstm)"
+            )
+        raise DataError(f"--data {spec.text} is {spec.kind} data; this command takes {', '.join(kinds)} data")
     overrides: dict[str, Any] = {}
     if spec.kind == "folder":
         overrides["progress"] = progress
