@@ -96,6 +96,60 @@ def test_png_folder_trains_ae_mlp_to_the_builtin_loaders_bytes(cli, tmp_path):
     assert src["classes"] == [str(c) for c in range(10)]
 
 
+def test_png_folder_matches_a_builtin_dataset_without_fashion(cli, tmp_path, monkeypatch):
+    """The same check on any machine: scikit-learn's digits, quantised to uint8, registered as a built-in
+    dataset (the loader path of fashion-mnist and digits: tensors, the last ``val_size`` training images held
+    out) and written as a PNG folder with train/, val/ and test/ sub-folders, train ae_mlp to the same bytes."""
+    import reprlab.data as data_pkg
+    from reprlab.data import ImageData, register_dataset
+    from reprlab.data.folders import write_image_folder
+    from reprlab.data.images import load_digits_split, split_train_val
+
+    def quantised(split: str) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        x, y = load_digits_split(split)
+        u8 = (x * 255).round().to(torch.uint8)
+        return u8.float().div_(255.0), y, u8[:, 0].numpy()
+
+    xtr, ytr, utr = quantised("train")
+    xte, yte, ute = quantised("test")
+    monkeypatch.setattr(data_pkg, "_DATASETS", dict(data_pkg._DATASETS))
+
+    def describe(_):
+        return {"found": True, "where": "test", "sizes": "", "how": None}
+
+    @register_dataset("digits-u8", "images", describe)
+    def _load(data_dir=None, val_size=5000, limit=0):
+        tr, va = split_train_val(xtr, ytr, val_size, limit)
+        return ImageData("digits-u8", tr, va, (xte, yte), tuple(map(str, range(10))), "test")
+
+    folder = tmp_path / "digits-png"
+    write_image_folder(folder / "train", utr[:300], ytr[:300].numpy())
+    write_image_folder(folder / "val", utr[-100:], ytr[-100:].numpy())
+    write_image_folder(folder / "test", ute, yte.numpy())
+    common = ["--epochs", "3", "--batch-size", "16", "--seed", "7", "--model.hidden=32", "--model.code_dim=4", *QUIET]
+    rc, out, err = cli("train", "ae_mlp", "--data", "digits-u8", "--data.limit=300", "--data.val_size=100",
+                       *common, "--out", tmp_path / "builtin")  # fmt: skip
+    assert rc == 0, err
+    rc, out, err = cli("train", "ae_mlp", "--data", folder, *common, "--out", tmp_path / "folder")
+    assert rc == 0, err
+    assert "300 train / 100 val / 360 test (given split)" in out
+    assert (tmp_path / "builtin" / "model.safetensors").read_bytes() == (
+        tmp_path / "folder" / "model.safetensors"
+    ).read_bytes()
+    fa = json.loads((tmp_path / "builtin" / "final_metrics.json").read_text())
+    fb = json.loads((tmp_path / "folder" / "final_metrics.json").read_text())
+    assert fa["val/loss"] == fb["val/loss"] and fa["test/loss"] == fb["test/loss"]
+    # a folder with another seed's split is another run: the check can fail
+    rc, out, err = cli(
+        "train", "ae_mlp", "--data", folder, *common[:-2], "--seed", "8", *QUIET, "--out", tmp_path / "s8"
+    )
+    assert (
+        rc == 0
+        and (tmp_path / "s8" / "model.safetensors").read_bytes()
+        != (tmp_path / "folder" / "model.safetensors").read_bytes()
+    )
+
+
 # ---------------------------------------------------------------------------------------- RGB folders
 IMAGE_MODELS = {
     "ae_conv": ["--model.channels=8,16", "--model.code_dim=4"],

@@ -80,6 +80,9 @@ def in_unit_interval(reader: Any) -> bool:
     """True when every value a reader's batches give lies in [0, 1] (uint8 images always do)."""
     if getattr(reader, "stats", None) is not None:  # a standardised table
         return False
+    if getattr(reader, "value_range", None) is not None:  # arrays: found by the scan their reader remembers
+        lo, hi = reader.value_range
+        return lo >= 0 and hi <= 1
     return values_in_unit_interval(reader.x)
 
 
