@@ -380,6 +380,29 @@ def test_eval_encode_and_resume_find_the_data_again_and_refuse_it_changed(cli, t
     assert rc == 0, err
 
 
+def test_a_folder_run_resumes_bitwise_and_prints_its_config(cli, tmp_path):
+    import yaml
+
+    from reprlab.data.folders import write_image_folder
+
+    imgs, y = colour_images(40, 32)
+    write_image_folder(tmp_path / "rgb", imgs, y)
+    common = ["--data", tmp_path / "rgb", "--epochs", "3", "--batch-size", "8", "--model.channels=8,16", *QUIET]
+    rc, out, err = cli("train", "ae_conv", *common, "--out", tmp_path / "full")
+    assert rc == 0, err
+    rc, out, err = cli("train", "ae_conv", *common, "--trainer.max_steps=5", "--out", tmp_path / "cut")
+    assert rc == 0, err
+    rc, out, err = cli("train", "--resume", tmp_path / "cut", "--trainer.max_steps=0", *QUIET)
+    assert rc == 0, err
+    assert (tmp_path / "cut" / "model.safetensors").read_bytes() == (
+        tmp_path / "full" / "model.safetensors"
+    ).read_bytes()
+    rc, out, err = cli("train", "ae_conv", *common, "--print-config")
+    assert rc == 0, err
+    tree = yaml.safe_load(out)
+    assert tree["model"]["input_shape"] == [3, 32, 32] and tree["data"]["name"] == str(tmp_path / "rgb")
+
+
 def test_a_table_run_is_evaluated_with_its_saved_statistics(cli, tmp_path):
     csv = write_table(tmp_path / "t.csv", label=False)
     run = tmp_path / "run"

@@ -82,7 +82,11 @@ def add_data_dir(p: argparse.ArgumentParser | argparse._ArgumentGroup, help: str
 
 def add_data_flags(p: argparse.ArgumentParser, default: str | None = "fashion-mnist") -> None:
     g = p.add_argument_group("data (shortcuts for --data.KEY=VALUE)")
-    g.add_argument("--data", help=f"dataset name (default {default}); see 'reprlab datasets'")
+    g.add_argument(
+        "--data",
+        help=f"a built-in dataset (default {default}) or your own data: a folder of PNG/JPEG images, an .npz/.npy "
+        "file or a .csv/.tsv table (prefix folder:, npz: or csv: to choose the reader); see 'reprlab datasets'",
+    )
     add_data_dir(g)
     g.add_argument("--limit", type=int, help="use only the first N training examples")
 
