@@ -62,12 +62,20 @@ def _to_hwc(img: Tensor) -> np.ndarray:
 
 
 def grid_array(images: Tensor, nrow: int | None = None, pad: int = 1) -> np.ndarray:
-    """Tile (N, C, H, W) images in [0, 1] into one array with ``nrow`` columns."""
+    """Tile (N, C, H, W) images in [0, 1] into one (H', W', 3) array with ``nrow`` columns.
+
+    One channel is shown in grey, three as RGB. Any other count (2, 4, ...) shows each channel as a grey
+    image of its own, the C channels of an image side by side (``nrow`` then counts images, not tiles)."""
     from torchvision.utils import make_grid
 
     images = images.detach().float().clamp(0, 1).cpu()
-    n = images.shape[0]
+    if images.dim() != 4:
+        raise ConfigError(f"an image grid needs images (N, C, H, W), got a tensor of shape {tuple(images.shape)}")
+    n, c = images.shape[:2]
     nrow = nrow or int(np.ceil(np.sqrt(n)))
+    if c not in (1, 3):
+        images = images.reshape(n * c, 1, *images.shape[2:])
+        n, nrow = n * c, nrow * c
     g = make_grid(images, nrow=nrow, padding=pad, pad_value=1.0)
     return g.permute(1, 2, 0).numpy()
 

@@ -22,6 +22,10 @@ class ModelSpec:
 
 _MODELS: dict[str, ModelSpec] = {}
 _LOADED = False
+MODEL_PLUGINS = "reprlab.models"  # entry-point group of outside packages' models
+# the settings that decide which values a model can fit, and the values that fit data outside [0, 1]
+RANGE_SETTINGS = {"loss": "mse", "output": "identity", "likelihood": "gaussian", "visible": "gaussian"}
+_BOUNDED = {"loss": "bce", "output": "sigmoid", "likelihood": "bernoulli", "visible": "bernoulli"}
 
 
 def register_model(name: str, config: type, task: str = "images") -> Callable[[type], type]:
@@ -38,8 +42,31 @@ def register_model(name: str, config: type, task: str = "images") -> Callable[[t
     return deco
 
 
+def load_plugins(group: str) -> None:
+    """Load every entry point of ``group`` (``reprlab.models``, ``reprlab.datasets``) that outside packages
+    declare: loading one imports its module, whose ``@register_model`` / ``@register_dataset`` calls run
+    (an entry point may also name a function, which is then called). A plugin that fails to load is a
+    ConfigError naming it, its package and the first line of what went wrong."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=group):
+        dist = getattr(getattr(ep, "dist", None), "name", None)
+        try:
+            obj = ep.load()
+            if callable(obj) and not isinstance(obj, type):
+                obj()
+        except Exception as e:  # a plugin may fail in any way; the user needs its name, not our traceback
+            first = (str(e).strip().splitlines() or [e.__class__.__name__])[0][:200]
+            owner = f" (package {dist})" if dist else ""
+            raise ConfigError(
+                f"plugin {ep.name!r} = {ep.value!r}{owner} in entry-point group {group} failed to load: "
+                f"{e.__class__.__name__}: {first}; fix or uninstall that package"
+            ) from None
+
+
 def _load_all() -> None:
-    """Import every module in reprlab.models so their @register_model calls run."""
+    """Import every module in reprlab.models so their @register_model calls run, then outside packages'
+    models (entry points of group ``reprlab.models``)."""
     global _LOADED
     if _LOADED:
         return
@@ -47,7 +74,12 @@ def _load_all() -> None:
 
     for mod in pkgutil.iter_modules(models.__path__):
         importlib.import_module(f"{models.__name__}.{mod.name}")
-    _LOADED = True
+    _LOADED = True  # before the plugins: a plugin that imports reprlab.registry must not recurse
+    try:
+        load_plugins(MODEL_PLUGINS)
+    except ConfigError:
+        _LOADED = False  # try again (and say it again) next time
+        raise
 
 
 def list_models() -> list[str]:
@@ -67,9 +99,44 @@ def build_config(name: str, values: dict[str, Any] | None = None) -> Any:
     return build(get_spec(name).config_cls, values or {}, "model")
 
 
+def needs_labels(name: str) -> bool:
+    """Whether model ``name`` trains on labels: its class says so (``needs_labels = True``), or its config
+    has ``num_classes`` (classifiers)."""
+    spec = get_spec(name)
+    flag = getattr(spec.cls, "needs_labels", None)
+    if flag is not None:
+        return bool(flag)
+    return "num_classes" in spec.config_cls.__dataclass_fields__
+
+
+def bounded_settings(config: Any) -> list[str]:
+    """The ``model.KEY=VALUE`` range settings of ``config`` that need data in [0, 1] (a sigmoid output, a
+    BCE loss, a Bernoulli likelihood or visible layer)."""
+    return [f"model.{k}={getattr(config, k)}" for k, v in _BOUNDED.items() if getattr(config, k, None) == v]
+
+
+def check_data_range(name: str, config: Any, unit_interval: bool, data: str = "") -> None:
+    """ConfigError (one line, naming the settings to use) when data outside [0, 1] meets settings of model
+    ``name`` that need [0, 1]; before anything is built or written, not in the first training step."""
+    bounded = bounded_settings(config)
+    if unit_interval or not bounded:
+        return
+    fields = get_spec(name).config_cls.__dataclass_fields__
+    fix = " ".join(f"--model.{k}={v}" for k, v in RANGE_SETTINGS.items() if k in fields)
+    of = f" {data}" if data else " the data"
+    raise ConfigError(
+        f"{', '.join(bounded)} needs data in [0, 1], but{of} holds values outside it "
+        f"(a standardised table or real-valued arrays); set {fix}"
+    )
+
+
 def build_config_for_data(name: str, values: dict[str, Any], data_defaults: dict[str, Any], data: str = "") -> Any:
     """Model ``name``'s config for training on data whose task gives ``data_defaults`` (input_shape,
     num_classes, ...): the user's ``values``, with the data's settings filled in where the user gave none.
+
+    The range settings (:data:`RANGE_SETTINGS`: loss, output, likelihood, visible) are filled together:
+    only when the user set none of those the model has, so a forced ``--model.loss=bce`` is not paired with
+    an output it cannot take.
 
     A setting that contradicts the data (an ``input_shape`` other than the images', fewer ``num_classes``
     than the labels have) is a ConfigError before anything is built or written, instead of a shape error in
@@ -77,7 +144,10 @@ def build_config_for_data(name: str, values: dict[str, Any], data_defaults: dict
     spec = get_spec(name)
     fields = spec.config_cls.__dataclass_fields__
     merged = dict(values)
+    user_range = any(k in values for k in RANGE_SETTINGS if k in fields)
     for k, v in data_defaults.items():
+        if k in RANGE_SETTINGS and user_range:
+            continue
         if k in fields and k not in merged:
             merged[k] = v
     config = build_config(name, merged)

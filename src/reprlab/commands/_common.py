@@ -82,7 +82,11 @@ def add_data_dir(p: argparse.ArgumentParser | argparse._ArgumentGroup, help: str
 
 def add_data_flags(p: argparse.ArgumentParser, default: str | None = "fashion-mnist") -> None:
     g = p.add_argument_group("data (shortcuts for --data.KEY=VALUE)")
-    g.add_argument("--data", help=f"dataset name (default {default}); see 'reprlab datasets'")
+    g.add_argument(
+        "--data",
+        help=f"a built-in dataset (default {default}) or your own data: a folder of PNG/JPEG images, an .npz/.npy "
+        "file or a .csv/.tsv table (prefix folder:, npz: or csv: to choose the reader); see 'reprlab datasets'",
+    )
     add_data_dir(g)
     g.add_argument("--limit", type=int, help="use only the first N training examples")
 
@@ -147,6 +151,60 @@ def refuse_existing_output(path: str | Path, overwrite: bool, what: str = "file"
     return output_path(path, overwrite, what)
 
 
+def python_data_error(run: str | Path) -> Exception:
+    """The one-line refusal for a run trained on in-memory data (``reprlab.fit``) that a command would re-read."""
+    from ..errors import DataError
+
+    return DataError(
+        f"{run} was trained on data given in Python (reprlab.fit), which a command cannot read again; "
+        "pass --data PATH (a folder, .npz/.npy or .csv/.tsv) to use a file"
+    )
+
+
+def run_task(run: str | Path, saved: dict[str, Any], data: str | None = None, data_dir: str | None = None):
+    """The task data of run ``run`` (``saved`` is its config.json): the data it was trained on, found again
+    through its record (same split, a table's saved statistics; DataError when the data changed), or
+    ``data``, another dataset, read with the run's data settings (a table with the run's statistics)."""
+    from ..config import DataConfig, TrainerConfig, build
+    from ..registry import get_spec
+    from ..tasks import make_task_data
+
+    sections = saved_sections(saved, Path(run) / "config.json")
+    source = saved.get("data_source") if isinstance(saved.get("data_source"), dict) else None
+    values = sections["data"]
+    if data_dir:
+        values["data_dir"] = data_dir
+    if data:
+        values["name"] = data
+        # other data: nothing to compare it with, but a table is standardised as the run's was
+        source = {"kind": "table", "stats": source["stats"]} if source and source.get("stats") else None
+    elif source and source.get("kind") == "python":
+        raise python_data_error(run)
+    trainer_cfg = build(TrainerConfig, sections["trainer"], "trainer")
+    return make_task_data(get_spec(saved["model"]).task, build(DataConfig, values, "data"), trainer_cfg, source)
+
+
+def check_input_shape(model: Any, task: Any, data: str) -> None:
+    """ConfigError when ``task``'s data does not have the shape ``model`` takes."""
+    want = getattr(getattr(model, "config", None), "input_shape", None)
+    have = task.model_defaults.get("input_shape")
+    if want is not None and have is not None and tuple(want) != tuple(have):
+        raise ConfigError(f"{data} gives inputs of shape {tuple(have)} but the model takes {tuple(want)}")
+
+
+def load_run_task(run: str | Path, data: str | None = None, data_dir: str | None = None):
+    """(model, task data, saved config) of run directory ``run``: its model and the data it was trained on
+    (see :func:`run_task`), or ``data`` when given (refused when its shape is not the model's)."""
+    from ..train.checkpoint import load_run, read_run_config
+
+    saved = read_run_config(run)
+    saved_sections(saved, Path(run) / "config.json")
+    model = load_run(run)
+    task = run_task(run, saved, data, data_dir)
+    check_input_shape(model, task, data or str(saved.get("data", {}).get("name", "the run's data")))
+    return model, task, saved
+
+
 def g2p_ensemble(first: Any, first_run: str, other_runs: list[str]) -> Any:
     """A G2PEnsemble of ``first`` (the model of ``first_run``) and the models of ``other_runs`` (``--ensemble``)."""
     from ..models.g2p_base import G2PModel
@@ -173,4 +231,8 @@ __all__ = [
     "saved_sections",
     "to_dict",
     "g2p_ensemble",
+    "run_task",
+    "load_run_task",
+    "check_input_shape",
+    "python_data_error",
 ]

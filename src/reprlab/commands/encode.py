@@ -18,7 +18,11 @@ def register(sub) -> None:
     )
     p.add_argument("run", help="run directory of a model with an encoder")
     p.add_argument("-o", "--output", required=True, help="output .npy file (labels go to OUTPUT with .labels.npy)")
-    p.add_argument("--data", help="dataset (default: the one the run was trained on)")
+    p.add_argument(
+        "--data",
+        help="dataset: a built-in name, a folder, .npz/.npy or .csv/.tsv (default: the one the run was trained on, "
+        "refused if it changed; a table is standardised with the run's statistics)",
+    )
     add_data_dir(p, "folder with the dataset files")
     p.add_argument("--split", choices=["train", "val", "test"], default="test")
     p.add_argument(
@@ -55,10 +59,10 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..data import load_images
+    from ..data import load_images, parse_data_spec
     from ..errors import ConfigError
     from ..train.checkpoint import load_run, read_run_config
-    from ._common import refuse_existing_output, saved_sections
+    from ._common import python_data_error, refuse_existing_output, saved_sections
 
     # both outputs are checked before anything is loaded, and nothing is created until they are written
     out, labels = output_paths(args.output)
@@ -75,8 +79,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"model {saved['model']!r} has no encoder to take codes from")
     take = model.forward_features if args.features else model.encode
     data = sections["data"]
+    source = saved.get("data_source") if isinstance(saved.get("data_source"), dict) else None
+    if not args.data and source and source.get("kind") == "python":
+        raise python_data_error(args.run)
+    name = args.data or data.get("name", "fashion-mnist")
+    if parse_data_spec(name, "images").kind != "builtin":
+        return _encode_own(args, model, take, saved, out, labels)
     d = load_images(
-        args.data or data.get("name", "fashion-mnist"),
+        name,
         args.data_dir or data.get("data_dir"),
         data.get("val_size", 5000),
     )
@@ -89,4 +99,33 @@ def run(args: argparse.Namespace) -> int:
     _save_npy(out, codes.numpy())
     _save_npy(labels, y.numpy())
     print(f"wrote {out} {tuple(codes.shape)} and {labels}")
+    return 0
+
+
+def _encode_own(args: argparse.Namespace, model, take, saved: dict, out: Path, labels: Path) -> int:
+    """Codes of one split part of your own data (a folder, arrays or a table), in the data's order."""
+    import torch
+
+    from ..errors import ConfigError
+    from ._common import check_input_shape, run_task
+
+    task = run_task(args.run, saved, args.data)
+    check_input_shape(model, task, args.data or saved["data"].get("name", "the run's data"))
+    reader = task.extras["reader"]
+    part = reader.split.part(args.split)
+    if len(part) == 0:
+        raise ConfigError(f"the {args.split} part of {reader.record()['path']} is empty; choose another --split")
+    codes, ys = [], []
+    with torch.no_grad():
+        for b in reader.batches(args.split, 1024, shuffle=False).epoch(0):
+            codes.append(take(b["x"]))
+            if "y" in b:
+                ys.append(b["y"])
+    codes_t = torch.cat(codes)
+    _save_npy(out, codes_t.numpy())
+    if ys:
+        _save_npy(labels, torch.cat(ys).numpy())
+        print(f"wrote {out} {tuple(codes_t.shape)} and {labels}")
+    else:
+        print(f"wrote {out} {tuple(codes_t.shape)} (the data has no labels)")
     return 0

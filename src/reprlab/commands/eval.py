@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import add_data_dir, g2p_ensemble
+from ._common import add_data_dir, g2p_ensemble, load_run_task  # noqa: F401 - load_run_task: its old home
 
 
 def register(sub) -> None:
@@ -16,6 +16,11 @@ def register(sub) -> None:
         description="Evaluate a trained run on the test split of the dataset it was trained on.",
     )
     p.add_argument("run", help="run directory")
+    p.add_argument(
+        "--data",
+        help="evaluate on this data instead (a built-in name, a folder, .npz/.npy or .csv/.tsv; a table is "
+        "standardised with the run's statistics); default: the run's own data, refused if it changed",
+    )
     add_data_dir(p, "folder with the dataset files, if not where training found them")
     p.add_argument(
         "--nll-samples", type=int, default=0, help="importance samples for the IWAE test NLL (VAEs), e.g. 5000"
@@ -42,26 +47,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def load_run_task(run_dir: str, data_dir: str | None = None):
-    """(model, task data, saved config) for a run directory, rebuilt from its config.json."""
-    from ..config import DataConfig, TrainerConfig, build
-    from ..registry import get_spec
-    from ..tasks import get_task
-    from ..train.checkpoint import load_run, read_run_config
-
-    from ._common import saved_sections
-
-    saved = read_run_config(run_dir)
-    sections = saved_sections(saved, Path(run_dir) / "config.json")
-    model = load_run(run_dir)
-    data_values = sections["data"]
-    if data_dir:
-        data_values["data_dir"] = data_dir
-    trainer_cfg = build(TrainerConfig, sections["trainer"], "trainer")
-    task = get_task(get_spec(saved["model"]).task)(build(DataConfig, data_values, "data"), trainer_cfg)
-    return model, task, saved
-
-
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..io import atomic_write_text, make_parent
@@ -75,9 +60,17 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--beam must be >= 1, got {args.beam}")
     # the run's own figure is replaced by each eval; a file the user names is theirs, checked before any work
     figure = refuse_existing_output(figure_path(args.figure), args.overwrite, "figure") if args.figure else None
-    model, task, saved = load_run_task(args.run, args.data_dir)
+    model, task, saved = load_run_task(args.run, args.data, args.data_dir)
+    images = len(tuple(getattr(model.config, "input_shape", (1, 28, 28)))) == 3
     if figure is not None and not hasattr(model, "reconstruct"):
         raise ConfigError(f"model {saved['model']!r} does not reconstruct; --figure works for autoencoders")
+    if figure is not None and not images:
+        raise ConfigError(f"{args.run} was trained on feature vectors, not images; --figure draws images")
+    if task.test is None:
+        raise ConfigError(
+            f"the data of {args.run} has no test part (data.test_fraction=0); "
+            "pass --data PATH to evaluate on other data"
+        )
     if args.ensemble:
         model = g2p_ensemble(model, args.run, args.ensemble)
     if args.beam > 1 and not hasattr(model, "beam"):
@@ -94,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         metrics.update({f"test/{k}": v for k, v in model.test_metrics(task.test, **opts).items()})
     elif args.nll_samples:
         raise ConfigError(f"model {saved['model']!r} has no likelihood; --nll-samples works for VAEs")
-    if hasattr(model, "reconstruct"):
+    if hasattr(model, "reconstruct") and images:
         from ..plots import reconstruction_grid
 
         fig = figure or Path(args.run) / "reconstructions.png"

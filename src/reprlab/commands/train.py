@@ -43,12 +43,13 @@ def resolved_yaml(name: str, tree: dict) -> str:
     values the data decides (input shape, classes) filled in, as YAML for ``--config``."""
     import yaml
 
-    from ..registry import build_config_for_data, get_spec
-    from ..tasks import get_task
+    from ..recipes.training import model_config_for
+    from ..registry import get_spec
+    from ..tasks import make_task_data
 
     trainer_cfg, data_cfg = build_trainer_and_data(tree)
-    task = get_task(get_spec(name).task)(data_cfg, trainer_cfg)
-    model_cfg = build_config_for_data(name, tree["model"], task.model_defaults, data_cfg.name)
+    task = make_task_data(get_spec(name).task, data_cfg, trainer_cfg)
+    model_cfg = model_config_for(name, tree["model"], task, data_cfg.name)
     tree = {"model": to_dict(model_cfg), "trainer": to_dict(trainer_cfg), "data": to_dict(data_cfg)}
     return f"# reprlab train {name} --config THIS_FILE\n" + yaml.safe_dump(tree, sort_keys=False)
 

@@ -21,6 +21,7 @@ from .images import (
     locate_fashion_mnist,
     split_train_val,
 )
+from .spec import FORMS, DataSpec, open_data, open_own_data, parse_data_spec
 
 
 @dataclass(frozen=True)
@@ -42,16 +43,31 @@ def register_dataset(name: str, kind: str, describe: Callable[[str | None], dict
     return deco
 
 
+DATASET_PLUGINS = "reprlab.datasets"  # entry-point group of outside packages' datasets
+_PLUGINS_LOADED = False
+
+
 def _load_plugins() -> None:
-    # datasets defined beside the families register on import
+    """Import the dataset modules beside the families (they register on import), then outside packages'
+    datasets (entry points of group ``reprlab.datasets``; a broken one is a ConfigError naming it)."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
     import importlib
     import pkgutil
 
     from .. import data as pkg
+    from ..registry import load_plugins
 
     for mod in pkgutil.iter_modules(pkg.__path__):
         if mod.name not in ("batches", "images"):
             importlib.import_module(f"{pkg.__name__}.{mod.name}")
+    _PLUGINS_LOADED = True  # before the plugins: one that imports reprlab.data must not recurse
+    try:
+        load_plugins(DATASET_PLUGINS)
+    except ConfigError:
+        _PLUGINS_LOADED = False
+        raise
 
 
 def dataset_names() -> list[str]:
@@ -120,4 +136,9 @@ __all__ = [
     "dataset_names",
     "get_dataset",
     "load_images",
+    "DataSpec",
+    "FORMS",
+    "parse_data_spec",
+    "open_data",
+    "open_own_data",
 ]

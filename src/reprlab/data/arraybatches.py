@@ -103,7 +103,8 @@ class ArrayBatches:
     ``indices`` restricts the source to those rows (a split part) without copying anything;
     ``channels_last`` names keys stored as (N, H, W, C) that batches return as (B, C, H, W).
     Memory maps larger than ``map_limit`` bytes are read with file reads (see the module docstring);
-    ``map_limit=None`` always reads through the map, ``0`` never does.
+    ``map_limit=None`` always reads through the map, ``0`` never does, ``"auto"`` takes :data:`MAP_LIMIT` as it
+    is when the source is made.
     """
 
     def __init__(
@@ -115,7 +116,7 @@ class ArrayBatches:
         drop_last: bool = False,
         indices: np.ndarray | Sequence[int] | None = None,
         channels_last: Sequence[str] = (),
-        map_limit: int | None = MAP_LIMIT,
+        map_limit: int | None | str = "auto",
     ):
         lengths = {k: len(v) for k, v in arrays.items()}
         if not lengths or len(set(lengths.values())) != 1:
@@ -131,6 +132,8 @@ class ArrayBatches:
         self.seed = seed
         self.drop_last = drop_last
         self.channels_last = tuple(channels_last)
+        if map_limit == "auto":
+            map_limit = MAP_LIMIT
         self.map_limit = map_limit
         self._fds: dict[str, int] = {}
         for k, a in self.arrays.items():

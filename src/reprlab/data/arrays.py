@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from ..io import atomic_write_text, cache_dir
 from .arraybatches import ArrayBatches, is_own_map, iter_row_chunks
 from .splits import Split, make_split
 
-SCAN_VERSION = 1
+SCAN_VERSION = 2  # 2: the scan also keeps the smallest and largest value
 
 
 @dataclass
@@ -41,6 +42,7 @@ class ArrayData:
     channels_last: bool
     split: Split
     fingerprint: str
+    value_range: tuple[float, float] | None = None  # the smallest and largest value of x, as batches give them
 
     def __len__(self) -> int:
         return len(self.x)
@@ -63,8 +65,18 @@ class ArrayData:
 
         require_labels(self, min_classes)
 
+    def _rows(self, part: str, limit: int = 0):
+        rows = self.split.part(part)
+        return rows[:limit] if limit else rows
+
     def batches(
-        self, part: str = "train", batch_size: int = 256, shuffle: bool | None = None, seed: int = 0, drop_last=False
+        self,
+        part: str = "train",
+        batch_size: int = 256,
+        shuffle: bool | None = None,
+        seed: int = 0,
+        drop_last=False,
+        limit: int = 0,
     ) -> ArrayBatches:
         """A batch source over one split part: ``{"x": float32, "y": int64}`` (no ``y`` without labels)."""
         arrays = {"x": self.x} if self.y is None else {"x": self.x, "y": self.y}
@@ -75,7 +87,7 @@ class ArrayData:
             shuffle,
             seed,
             drop_last,
-            indices=self.split.part(part),
+            indices=self._rows(part, limit),
             channels_last=("x",) if self.channels_last else (),
         )
 
@@ -118,36 +130,43 @@ def _labels(y: np.ndarray, n: int, where: str) -> tuple[np.ndarray, tuple[str, .
     return idx.astype(np.int64).reshape(-1), tuple(str(v) for v in values)
 
 
-def _scan(x: np.ndarray, where: str) -> str:
-    """The content digest of ``x``; DataError naming the first row with NaN or an infinite value."""
+def _scan(x: np.ndarray, where: str) -> tuple[str, float, float]:
+    """(the content digest of ``x``, its smallest and largest value as batches give them: uint8 / 255);
+    DataError naming the first row with NaN or an infinite value."""
     h = hashlib.sha256(json.dumps([str(x.dtype), list(x.shape)]).encode())
     row = 0
+    lo, hi = math.inf, -math.inf
     for chunk in iter_row_chunks(x):
         if chunk.dtype.kind == "f":
             bad = ~np.isfinite(chunk.reshape(len(chunk), -1)).all(axis=1)
             if bad.any():
                 raise DataError(f"{where}: x row {row + int(np.argmax(bad))} holds NaN or an infinite value")
+        if chunk.size:
+            lo, hi = min(lo, float(chunk.min())), max(hi, float(chunk.max()))
         h.update(memoryview(np.ascontiguousarray(chunk).reshape(-1)))
         row += len(chunk)
-    return h.hexdigest()[:16]
+    if x.dtype == np.uint8:
+        lo, hi = lo / 255.0, hi / 255.0
+    return h.hexdigest()[:16], lo, hi
 
 
-def _scan_cached(path: Path, x: np.ndarray, where: str) -> str:
+def _scan_cached(path: Path, x: np.ndarray, where: str) -> tuple[str, float, float]:
     """:func:`_scan`, remembered by the file's path, size and mtime (a big .npy is read once)."""
     st = path.stat()
     key = hashlib.sha256(json.dumps([SCAN_VERSION, str(path), st.st_size, st.st_mtime_ns]).encode()).hexdigest()
     memo = cache_dir() / "arrays" / f"{key[:24]}.json"
     try:
-        return json.loads(memo.read_text())["fingerprint"]
-    except (OSError, ValueError, KeyError):
+        m = json.loads(memo.read_text())
+        return m["fingerprint"], float(m["min"]), float(m["max"])
+    except (OSError, ValueError, KeyError, TypeError):
         pass
-    fp = _scan(x, where)
+    fp, lo, hi = _scan(x, where)
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(memo, json.dumps({"path": str(path), "fingerprint": fp}))
+        atomic_write_text(memo, json.dumps({"path": str(path), "fingerprint": fp, "min": lo, "max": hi}))
     except OSError:
         pass  # a read-only cache only costs a re-scan next time
-    return fp
+    return fp, lo, hi
 
 
 def _load_npy(path: Path) -> np.ndarray:
@@ -207,7 +226,7 @@ def open_arrays(path: str | Path, test_fraction: float = 0.2, val_fraction: floa
     if len(x) < 2:
         raise DataError(f"{p}: x has {len(x)} row(s); give at least 2")
     labels, classes = (None, ()) if y is None else _labels(y, len(x), str(p))
-    fingerprint = _scan_cached(p.resolve(), x, str(p))
+    fingerprint, lo, hi = _scan_cached(p.resolve(), x, str(p))
     if first_test is not None:
         fingerprint = hashlib.sha256(f"{fingerprint}|test from {first_test}".encode()).hexdigest()[:16]
     if labels is not None:
@@ -215,7 +234,7 @@ def open_arrays(path: str | Path, test_fraction: float = 0.2, val_fraction: floa
         fingerprint = h.hexdigest()[:16]
     given = None if first_test is None else np.arange(first_test, len(x), dtype=np.int64)
     split = make_split(len(x), labels, test_fraction, val_fraction, seed, given_test=given)
-    return ArrayData(p.resolve(), x, labels, classes, kind, last, split, fingerprint)
+    return ArrayData(p.resolve(), x, labels, classes, kind, last, split, fingerprint, (lo, hi))
 
 
 __all__ = ["ArrayData", "open_arrays"]

@@ -553,6 +553,10 @@ class FolderData:
         """DataError unless the folder has labels of at least ``min_classes`` classes."""
         require_labels(self, min_classes)
 
+    def _rows(self, part: str, limit: int = 0):
+        rows = self.split.part(part)
+        return rows[:limit] if limit else rows
+
     def batches(
         self,
         part: str = "train",
@@ -560,12 +564,13 @@ class FolderData:
         shuffle: bool | None = None,
         seed: int = 0,
         drop_last: bool = False,
+        limit: int = 0,
     ) -> ArrayBatches:
         """A batch source over one split part: ``{"x": float32 (B, C, H, W) in [0, 1], "y": int64}`` (no
         ``y`` for a flat folder). Shuffled by default for ``train`` only."""
         arrays = {"x": self.x} if self.y is None else {"x": self.x, "y": self.y}
         shuffle = part == "train" if shuffle is None else shuffle
-        return ArrayBatches(arrays, batch_size, shuffle, seed, drop_last, indices=self.split.part(part))
+        return ArrayBatches(arrays, batch_size, shuffle, seed, drop_last, indices=self._rows(part, limit))
 
     def record(self) -> dict:
         """What a run stores to find this data again and notice a change (JSON-ready)."""

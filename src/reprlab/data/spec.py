@@ -163,4 +163,89 @@ def open_data(spec: DataSpec, **overrides: Any):
     raise DataError(f"{spec.text} is a built-in dataset; load it by name")
 
 
-__all__ = ["DataSpec", "parse_data_spec", "open_data", "FORMS", "PREFIXES", "OPTIONS"]
+KIND_PREFIX = {kind: prefix for prefix, kind in PREFIXES.items()}
+
+
+def _saved_path_text(text: str, saved: Mapping[str, Any] | None) -> str:
+    """``text``, or ``PREFIX:PATH`` of the recorded absolute path when ``text`` was relative to a folder the
+    command is no longer run from (the run recorded where the data was)."""
+    if not saved or not saved.get("path") or saved.get("kind") not in KIND_PREFIX:
+        return text
+    head, sep, tail = text.partition(":")
+    raw = tail if sep and head in PREFIXES else text
+    if Path(raw).expanduser().exists() or not Path(saved["path"]).exists():
+        return text
+    return f"{KIND_PREFIX[saved['kind']]}:{saved['path']}"
+
+
+def check_unchanged(data: Any, saved: Mapping[str, Any]) -> None:
+    """DataError (one line) unless ``data`` (an opened reader) has the content fingerprint and split that a
+    run recorded in ``saved`` (its ``data_source``)."""
+    lexicon = getattr(data, "lexicon", None)
+    where = getattr(data, "root", None) or getattr(data, "path", None) or getattr(lexicon, "path", "the data")
+    old, new = saved.get("fingerprint"), getattr(data, "fingerprint", None)
+    if old and new != old:
+        raise DataError(
+            f"{where} changed since the run was trained on it (content fingerprint {new} != recorded {old}); "
+            "restore that data, or train a new run on this data"
+        )
+    split = saved.get("split")
+    if isinstance(split, Mapping) and split.get("digest") and data.split.digest() != split["digest"]:
+        raise DataError(
+            f"{where} no longer gives the split the run recorded (digest {data.split.digest()} != {split['digest']}); "
+            "pass the same --data.* split settings, or train a new run"
+        )
+
+
+def open_own_data(
+    data: Any,
+    task: str = "images",
+    saved: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    kinds: tuple[str, ...] | None = None,
+):
+    """Open the data a :class:`~reprlab.config.DataConfig` names with its reader, or None for a built-in name.
+
+    ``data.name`` is parsed by :func:`parse_data_spec` under ``task`` with ``data.reader_options()``;
+    a folder gives :class:`~.folders.FolderData`, an ``.npz``/``.npy`` :class:`~.arrays.ArrayData`, a table
+    :class:`~.tables.TableData`, a lexicon (task ``g2p``) :class:`~.lexicon.LexiconData`. Each has
+    ``record()``, ``fingerprint``, ``split`` and ``batches(part, batch_size, shuffle, seed)``.
+
+    ``saved``: the ``data_source`` a run recorded (``reader.record()``). Then a table is standardised with the
+    recorded statistics (never refit), a relative path that no longer resolves falls back to the recorded
+    absolute one, and data whose fingerprint or split differs from the record is a DataError (one line).
+    ``progress``: show the bar of a folder's first decode. ``kinds``: the forms the caller takes (e.g.
+    ``("folder",)``); another form is a DataError before anything is read."""
+    text = _saved_path_text(str(data.name), saved)
+    spec = parse_data_spec(text, task, data.reader_options())
+    if spec.kind == "builtin":
+        return None
+    if kinds is not None and spec.kind not in kinds:
+        if spec.kind == "lexicon":
+            raise DataError(
+                f"--data {spec.text} is a lexicon; lexicons train the g2p models (g2p_transformer, g2p_lstm)"
+            )
+        raise DataError(f"--data {spec.text} is {spec.kind} data; this command takes {', '.join(kinds)} data")
+    overrides: dict[str, Any] = {}
+    if spec.kind == "folder":
+        overrides["progress"] = progress
+    if spec.kind == "table" and saved and saved.get("stats"):
+        overrides["stats"] = dict(saved["stats"])
+    if spec.kind == "lexicon" and saved and saved.get("vocab"):
+        overrides["vocab"] = dict(saved["vocab"])
+    opened = open_data(spec, **overrides)
+    if saved:
+        check_unchanged(opened, saved)
+    return opened
+
+
+__all__ = [
+    "DataSpec",
+    "parse_data_spec",
+    "open_data",
+    "open_own_data",
+    "check_unchanged",
+    "FORMS",
+    "PREFIXES",
+    "OPTIONS",
+]

@@ -204,13 +204,23 @@ class TableData:
 
         require_labels(self, min_classes)
 
+    def _rows(self, part: str, limit: int = 0):
+        rows = self.split.part(part)
+        return rows[:limit] if limit else rows
+
     def batches(
-        self, part: str = "train", batch_size: int = 256, shuffle: bool | None = None, seed: int = 0, drop_last=False
+        self,
+        part: str = "train",
+        batch_size: int = 256,
+        shuffle: bool | None = None,
+        seed: int = 0,
+        drop_last=False,
+        limit: int = 0,
     ) -> ArrayBatches:
         """A batch source over one split part: ``{"x": float32 (B, D), "y": int64}`` (no ``y`` without labels)."""
         arrays = {"x": self.x} if self.y is None else {"x": self.x, "y": self.y}
         shuffle = part == "train" if shuffle is None else shuffle
-        return ArrayBatches(arrays, batch_size, shuffle, seed, drop_last, indices=self.split.part(part))
+        return ArrayBatches(arrays, batch_size, shuffle, seed, drop_last, indices=self._rows(part, limit))
 
     def record(self) -> dict:
         """What a run stores: the source, the split, the statistics, the content digest (JSON-ready)."""
