@@ -58,7 +58,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     summary = score_run(
         args.run, data, out, overrides.get("data", {}), args.samples, args.data_dir, progress=not args.no_progress
     )
-    print(f"wrote {out} ({summary['rows']} rows of {summary['data']}; score: {summary['score']}, higher = more unusual)")
+    print(
+        f"wrote {out} ({summary['rows']} rows of {summary['data']}; score: {summary['score']}, higher = more unusual)"
+    )
     shown = {"mean": round(summary["mean"], 6), "quartiles": [round(q, 6) for q in summary["quartiles"]]}
     if "mean_by_label" in summary:
         shown["mean_by_label"] = {k: round(v, 6) for k, v in summary["mean_by_label"].items()}

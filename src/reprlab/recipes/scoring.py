@@ -84,11 +84,7 @@ def _reader_options(saved_data: Mapping[str, Any], kind: str, given: Mapping[str
     the ones the user ``given`` on the command line."""
     from ..data.spec import OPTIONS
 
-    opts = {
-        k: saved_data[k]
-        for k in READER_KEYS
-        if k in OPTIONS[kind] and saved_data.get(k) not in (None, (), [])
-    }
+    opts = {k: saved_data[k] for k in READER_KEYS if k in OPTIONS[kind] and saved_data.get(k) not in (None, (), [])}
     opts.update(given)
     return opts
 
