@@ -6,11 +6,6 @@ import argparse
 
 from ._common import add_data_dir, positive_int, seed_value
 
-HOW_UNLABELLED = (
-    "pass --inception-weights PATH (torch-fidelity's pt_inception-2015-12-05 weights) to score in Inception "
-    "features, or give labelled data (class sub-folders, a 'y' array)"
-)
-
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -56,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..metrics.classifier_features import class_coverage, classifier_features
     from ..metrics.frechet import check_inception_fid, frechet_distance, inception_fid, kernel_distance
-    from ..recipes.fd import fd_reference
+    from ..recipes.fd import HOW_UNLABELLED, fd_reference
     from ..train.checkpoint import load_run, read_run_config
 
     if args.inception_weights:
@@ -68,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         )
     saved = read_run_config(args.run)
     data = args.data or (saved.get("data") or {}).get("name") or "fashion-mnist"
-    ref = fd_reference(data, saved, args.data_dir)  # the real images; DataError for data fd cannot use
+    ref = fd_reference(data, saved, args.data_dir, bool(args.inception_weights))  # DataError: data fd cannot use
     shape = tuple(getattr(model.config, "input_shape", ()))
     if shape != tuple(ref.test.shape[1:]):
         raise ConfigError(

@@ -528,6 +528,73 @@ def _check_own_saved(reader, saved: dict | None, side: str) -> None:
         )
 
 
+def peek(spec) -> tuple[tuple[str, ...] | None, tuple[int, ...] | None]:
+    """(class names or None, input shape or None) of an image folder or an .npz/.npy ``spec``, read cheaply: the
+    folder's listing and its first image's header, the arrays' headers and labels. Nothing is decoded or
+    cached, so a pair that cannot adapt is refused before any work (a table gives (None, None): it is cheap to
+    open). None where the answer needs the full read."""
+    import zipfile
+
+    if spec.kind == "folder":
+        from PIL import Image
+
+        from .folders import list_folder, native_channels
+
+        listing = list_folder(spec.path)
+        classes = listing.classes if listing.labels is not None else None
+        size, channels = spec.options.get("size"), spec.options.get("channels")
+        try:
+            with Image.open(listing.root / listing.files[0]) as img:
+                w, h = img.size
+                c = channels or native_channels(img.mode)
+        except (OSError, ValueError, SyntaxError):
+            return classes, None  # the reader names the file
+        return classes, (c, size, size) if size else (c, h, w)
+    if spec.kind != "arrays":
+        return None, None
+    from .arrays import _check_x
+
+    try:
+        if spec.path.suffix.lower() == ".npy":
+            x = np.load(spec.path, mmap_mode="r", allow_pickle=False)
+            shape, dtype, classes = x.shape, x.dtype, None
+        else:
+            with zipfile.ZipFile(spec.path) as z, z.open("x.npy") as f:
+                fmt = np.lib.format
+                major, _ = fmt.read_magic(f)
+                read = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+                shape, _, dtype = read(f)
+            with np.load(spec.path, allow_pickle=False) as z:
+                names = set(z.files)
+                if "x_test" in names:
+                    return None, None  # the reader joins the parts: leave it to it
+                classes = tuple(str(v) for v in np.unique(z["y"])) if "y" in names else None
+        kind, last = _check_x(np.empty((0, *shape[1:]), dtype), str(spec.path))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, DataError):
+        return None, None  # the reader says what is wrong
+    s = tuple(int(v) for v in shape[1:])
+    if len(s) == 2:
+        s = (1, *s)
+    return classes, (s[2], s[0], s[1]) if last else s
+
+
+def _different_classes(source: str, target: str, cs, ct) -> DataError:
+    only_s = [c for c in cs if c not in ct][:3]
+    only_t = [c for c in ct if c not in cs][:3]
+    return DataError(
+        f"source {source} and target {target} have different label sets ({len(cs)} vs {len(ct)} classes; only in "
+        f"the source: {', '.join(only_s) or '-'}; only in the target: {', '.join(only_t) or '-'}); adaptation "
+        "needs the same classes in both domains"
+    )
+
+
+def _different_shapes(source: str, target: str, ss, ts) -> DataError:
+    return DataError(
+        f"source {source} has inputs of shape {tuple(ss)} and target {target} {tuple(ts)}; "
+        "give both the same --data.size and --data.channels (or the same columns)"
+    )
+
+
 def open_own_pair(source: str, target: str, data: DataConfig, saved: dict | None = None) -> OwnPair:
     """Open a source and a target of your own with ``data``'s reader settings (the same ``--data.size``,
     ``--data.channels``, ... for both) and check them: the source needs labels of at least 2 classes; the target's
@@ -548,6 +615,11 @@ def open_own_pair(source: str, target: str, data: DataConfig, saved: dict | None
         )
     if source == target or (s_spec.path and t_spec.path and s_spec.path.resolve() == t_spec.path.resolve()):
         raise ConfigError(f"source and target are both {source!r}; adaptation needs two different domains")
+    (cs, ss), (ct, ts) = peek(s_spec), peek(t_spec)
+    if ss is not None and ts is not None and ss != ts:
+        raise _different_shapes(source, target, ss, ts)
+    if cs is not None and ct is not None and cs != ct:
+        raise _different_classes(source, target, cs, ct)
     folder_opt = {"progress": False}
     s = open_data(s_spec, **(folder_opt if s_spec.kind == "folder" else {}))
     s.require_labels(2)
@@ -556,18 +628,9 @@ def open_own_pair(source: str, target: str, data: DataConfig, saved: dict | None
         t_over["stats"] = s.stats
     t = open_data(t_spec, **t_over)
     if tuple(s.input_shape) != tuple(t.input_shape):
-        raise DataError(
-            f"source {source} has inputs of shape {tuple(s.input_shape)} and target {target} {tuple(t.input_shape)}; "
-            "give both the same --data.size and --data.channels (or the same columns)"
-        )
+        raise _different_shapes(source, target, s.input_shape, t.input_shape)
     if t.y is not None and tuple(t.classes) != tuple(s.classes):
-        only_s = [c for c in s.classes if c not in t.classes][:3]
-        only_t = [c for c in t.classes if c not in s.classes][:3]
-        raise DataError(
-            f"source {source} and target {target} have different label sets ({len(s.classes)} vs {len(t.classes)} "
-            f"classes; only in the source: {', '.join(only_s) or '-'}; only in the target: {', '.join(only_t) or '-'})"
-            "; adaptation needs the same classes in both domains"
-        )
+        raise _different_classes(source, target, s.classes, t.classes)
     _check_own_saved(s, (saved or {}).get("source"), "source")
     _check_own_saved(t, (saved or {}).get("target"), "target")
     sp = t.split
@@ -628,6 +691,7 @@ __all__ = [
     "OwnPair",
     "open_own_pair",
     "own_domain_task",
+    "peek",
     "blend_with_photos",
     "photo_of_each",
     "fashion_m_photo_names",

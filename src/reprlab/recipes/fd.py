@@ -64,9 +64,33 @@ def _own_part(d, part: str) -> dict[str, Tensor]:
     return ArrayBatches(arrays, max(len(rows), 1), shuffle=False, indices=rows, channels_last=last).rows(rows)
 
 
-def fd_reference(data: str, saved: Mapping[str, Any], data_dir: str | None = None) -> Reference:
+HOW_UNLABELLED = (
+    "pass --inception-weights PATH (torch-fidelity's pt_inception-2015-12-05 weights) to score in Inception "
+    "features, or give labelled data (class sub-folders, a 'y' array)"
+)
+
+
+def _has_labels(spec) -> bool:
+    """Whether an image folder or .npz/.npy has labels, from its listing or its member names (nothing decoded)."""
+    if spec.kind == "folder":
+        from ..data.folders import list_folder
+
+        return list_folder(spec.path).labels is not None
+    if spec.path.suffix.lower() == ".npy":
+        return False
+    try:
+        with np.load(spec.path, allow_pickle=False) as z:
+            return "y" in z.files
+    except (OSError, ValueError):
+        return True  # unreadable: the reader names the problem
+
+
+def fd_reference(
+    data: str, saved: Mapping[str, Any], data_dir: str | None = None, inception: bool = False
+) -> Reference:
     """The reference images named by ``data`` (a ``--data`` value) for a run whose config.json is ``saved``;
-    DataError (one line) for a table or a lexicon, or for data too small to compare with."""
+    DataError (one line) for a table or a lexicon, for data too small to compare with, and for unlabelled data
+    unless ``inception`` (Inception features are the only ones that need no labels), before anything is read."""
     from ..data import get_dataset, load_images
     from ..data.spec import OPTIONS, parse_data_spec
 
@@ -92,6 +116,8 @@ def fd_reference(data: str, saved: Mapping[str, Any], data_dir: str | None = Non
         return _labelled(f"{spec.name} test set", d.train, d.test, d.classes, fp)
     if spec.kind not in ("folder", "arrays"):
         raise DataError(f"fd compares images; --data {data} is a {spec.kind}, give an image folder or an .npz/.npy")
+    if not inception and not _has_labels(spec):
+        raise DataError(f"{spec.path} has no labels, so fd cannot train its feature classifier on it; {HOW_UNLABELLED}")
     run_data = saved.get("data") or {}
     opts = {k: run_data[k] for k in ("size", "channels") if k in OPTIONS[spec.kind] and run_data.get(k) is not None}
     from ..data.spec import open_data
@@ -113,4 +139,4 @@ def fd_reference(data: str, saved: Mapping[str, Any], data_dir: str | None = Non
     return _labelled(describe, (train["x"], train["y"]), (test["x"], test["y"]), d.classes, d.fingerprint)
 
 
-__all__ = ["Reference", "fd_reference"]
+__all__ = ["Reference", "fd_reference", "HOW_UNLABELLED"]

@@ -162,6 +162,13 @@ def _open_builtin(name: str, data_dir: str | None) -> ScoringData:
     )
 
 
+def _wrong_shape(describe: str, shape, run: str, expect) -> DataError:
+    return DataError(
+        f"{describe} has inputs of shape {tuple(shape)}; {run} was trained on {tuple(expect)} "
+        "(for images give the run's --data.size/--data.channels)"
+    )
+
+
 def open_scoring_data(
     text: str,
     saved: Mapping[str, Any],
@@ -169,9 +176,11 @@ def open_scoring_data(
     options: Mapping[str, Any] | None = None,
     data_dir: str | None = None,
     progress: bool = True,
+    expect_shape: tuple[int, ...] | None = None,
 ) -> ScoringData:
     """The rows of ``text`` (a ``--data`` value) read with run ``run``'s reader settings (``saved``: its
-    config.json), under ``options`` from the command line; see the module docstring."""
+    config.json), under ``options`` from the command line; see the module docstring. ``expect_shape``: the
+    model's input shape; images of another shape are refused from their headers, before any is decoded."""
     from ..data.spec import OPTIONS, parse_data_spec
 
     spec = parse_data_spec(text, "images")
@@ -188,6 +197,11 @@ def open_scoring_data(
     if spec.kind == "table":
         return _open_table(spec.path, spec.options, saved_table_stats(saved), run)
     if spec.kind in ("folder", "arrays"):
+        from ..data.domains import peek
+
+        shape = peek(spec)[1]
+        if expect_shape and shape is not None and tuple(shape) != tuple(expect_shape):
+            raise _wrong_shape(spec.describe(), shape, run, expect_shape)
         return _open_images(spec, spec.options, progress)
     raise DataError(f"--data {text}: score reads image folders, arrays and tables, not a {spec.kind}")
 
@@ -243,13 +257,10 @@ def score_run(
     saved = read_run_config(run)
     model = load_run(run)
     what = what_it_scores(model, samples)
-    d = open_scoring_data(data, saved, str(run), options, data_dir, progress)
     shape = tuple(getattr(model.config, "input_shape", ()))
+    d = open_scoring_data(data, saved, str(run), options, data_dir, progress, shape)
     if shape and tuple(d.input_shape) != shape:
-        raise DataError(
-            f"{d.describe} has inputs of shape {tuple(d.input_shape)}; {run} was trained on {shape} "
-            "(for images give the run's --data.size/--data.channels)"
-        )
+        raise _wrong_shape(d.describe, d.input_shape, str(run), shape)
     scores = score_batches(model, d.batches, samples, progress)
     if len(scores) != d.n:  # pragma: no cover - a batch source bug
         raise CheckpointError(f"scored {len(scores)} of {d.n} rows")
