@@ -79,3 +79,15 @@ def test_a_choice_still_refuses_what_it_cannot_be(tmp_path, cli):
     (tmp_path / "c.yaml").write_text("trainer: {precision: 32, epochs: 1}\n")
     rc, out, err = cli("train", "ae_mlp", *DIGITS, "--config", tmp_path / "c.yaml", "--print-config")
     assert rc == 0 and yaml.safe_load(out)["trainer"]["precision"] == "32", err
+
+
+def test_every_setting_of_every_model_has_help():
+    from reprlab.registry import list_models
+
+    missing = [
+        f"{name}.{key}"
+        for name in list_models()
+        for key, _, _, h in describe_fields(get_spec(name).config_cls)
+        if not h
+    ]
+    assert not missing, missing

@@ -43,8 +43,11 @@ def model_name(method: str) -> str:
 
 @dataclass(frozen=True)
 class AdaptationConfig:
+    # (C, H, W) images or (D,) features of both domains; set from the data
     input_shape: tuple[int, ...] = (3, 28, 28)
+    # classes the model predicts; set from the data
     num_classes: int = 10
+    # size of the features the adaptation loss aligns
     feature_dim: int = 128
     channels: tuple[int, ...] = (32, 48)  # CNN backbone, for (C, H, W) inputs
     hidden: tuple[int, ...] = (32, 32)  # MLP backbone, for vector inputs
@@ -206,6 +209,7 @@ class TargetOracle(DomainAdaptationModel):
 
 @dataclass(frozen=True)
 class MMDConfig(AdaptationConfig):
+    # Gaussian kernel bandwidths, as multiples of the features' mean squared distance
     kernel_multipliers: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
 
     def __post_init__(self) -> None:
@@ -248,6 +252,7 @@ class CoralAdaptation(DomainAdaptationModel):
 @dataclass(frozen=True)
 class DANNConfig(AdaptationConfig):
     gamma: float = 10.0  # steepness of the λ schedule
+    # hidden layer sizes of the domain discriminator
     disc_hidden: tuple[int, ...] = (100,)
 
     def __post_init__(self) -> None:

@@ -25,9 +25,13 @@ from .base import ReprModel, check_conv_shape, check_unit_interval, conv_down, c
 
 @dataclass(frozen=True)
 class AutoencoderConfig:
+    # (C, H, W) images or (D,) features; set from the data
     input_shape: tuple[int, ...] = (1, 28, 28)
+    # size of the code (the bottleneck)
     code_dim: int = 32
+    # encoder layer sizes; the decoder mirrors them
     hidden: tuple[int, ...] = (512, 256)
+    # reconstruction loss: mse, or bce for data in [0, 1]
     loss: Literal["mse", "bce"] = "mse"
     output: Literal["sigmoid", "identity"] = "sigmoid"  # identity for unbounded data (MSE only)
 
@@ -112,10 +116,15 @@ class MLPAutoencoder(_ReconstructionMixin, ReprModel):
 
 @dataclass(frozen=True)
 class ConvAutoencoderConfig:
+    # (C, H, W) images; set from the data
     input_shape: tuple[int, ...] = (1, 28, 28)
+    # size of the code (the bottleneck)
     code_dim: int = 32
+    # channels of the stride-2 conv stages; the decoder mirrors them
     channels: tuple[int, ...] = (32, 64)
+    # reconstruction loss: mse, or bce for data in [0, 1]
     loss: Literal["mse", "bce"] = "mse"
+    # sigmoid for data in [0, 1]; identity for unbounded data (with loss=mse)
     output: Literal["sigmoid", "identity"] = "sigmoid"
 
     def __post_init__(self) -> None:

@@ -32,11 +32,14 @@ FEATURE_KINDS = ("pooled", "spatial")  # frozen features for a classical head: s
 
 @dataclass(frozen=True)
 class ClassifierConfig:
+    # (C, H, W) images; set from the data
     input_shape: tuple[int, ...] = (1, 28, 28)
+    # classes the model predicts; set from the data
     num_classes: int = 10
     backbone: str = "small_cnn"  # small_cnn, resnet18, or timm:NAME (any timm model, pip install 'reprlab[timm]')
     width: int = 32  # small_cnn: channels of the first block (doubled in each next one)
     stem: Literal["auto", "small", "imagenet"] = "auto"  # resnet18: auto = the ImageNet stem from 64 px on
+    # scratch: random init; frozen: train the head only; last-k: also the last unfreeze blocks; all: everything
     mode: Literal["scratch", "frozen", "last-k", "all"] = "scratch"
     unfreeze: int = 1  # blocks trained in mode last-k, counted from the last
     backbone_lr_mult: float = 0.1  # backbone lr = lr * this, in modes last-k and all

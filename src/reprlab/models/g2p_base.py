@@ -27,6 +27,7 @@ from ..data.g2p import BOS, EOS, LETTERS, MAX_WORD, PAD, PHONEMES, SPECIALS, che
 from ..data.lexicon import G2PVocab
 from ..errors import ConfigError, DataError
 from ..metrics.edit import wer_per
+from ..progress import stage
 from .base import ReprModel
 
 
@@ -38,11 +39,16 @@ class G2PTrainingConfig:
     after ``<pad>``, ``<s>``, ``</s>``); ``phonemes`` the symbols it writes, likewise. ``lowercase``: words
     are lower-cased before they are read (they are always stripped and NFC-normalised)."""
 
+    # dropout on sublayer outputs and embeddings
     dropout: float = 0.1
+    # label smoothing of the training cross-entropy
     label_smoothing: float = 0.1
     max_len: int = 64  # longest sequence the model decodes (and the positional table covers)
+    # the letters the model reads, one character each (a lexicon's training words fill it)
     graphemes: str = "".join(LETTERS)
+    # the phones the model writes (a lexicon's training pronunciations fill it)
     phonemes: tuple[str, ...] = tuple(PHONEMES)
+    # lower-case words before reading them
     lowercase: bool = True
 
     def __post_init__(self) -> None:
@@ -189,9 +195,12 @@ class G2PModel(ReprModel):
         one-line DataError naming the word and the letters outside the model's graphemes (or its length)."""
         return check_word(word, self.vocab.graphemes.words, self.vocab.lowercase, self.max_word())
 
-    def predict(self, words: Sequence[str], beam: int = 1, batch_size: int = 512) -> list[tuple[str, ...]]:
+    def predict(
+        self, words: Sequence[str], beam: int = 1, batch_size: int = 512, progress=None
+    ) -> list[tuple[str, ...]]:
         """Pronunciations of ``words`` in the model's phonemes (ARPAbet by default); DataError naming the first
-        word the model cannot read (a letter outside its graphemes, or too long)."""
+        word the model cannot read (a letter outside its graphemes, or too long). ``progress``: a
+        :class:`reprlab.progress.Stage` advanced by the words of each decoded batch."""
         clean = [self.check_word(w) for w in words]
         order = sorted(range(len(clean)), key=lambda i: len(clean[i]))  # similar lengths decode together
         out: list[tuple[str, ...]] = [()] * len(clean)
@@ -201,13 +210,17 @@ class G2PModel(ReprModel):
             src = self.vocab.encode_words([clean[j] for j in chunk]).to(dev)
             for j, pron in zip(chunk, self.decode_ids(src, beam)):
                 out[j] = pron
+            if progress is not None:
+                progress.advance(len(chunk))
         return out
 
     def test_metrics(self, test_source, beam: int = 1, **_) -> dict[str, float]:
         """WER and PER (fractions) of decoded test words against every reference pronunciation."""
         if not hasattr(test_source, "references"):
             raise DataError("WER/PER need a G2P test source with reference pronunciations")
-        preds = self.predict(test_source.words, beam=beam)
+        how = "greedy" if beam == 1 else f"beam {beam}"
+        with stage(f"decode {len(test_source.words):,} test words ({how})", len(test_source.words), "words") as bar:
+            preds = self.predict(test_source.words, beam=beam, progress=bar)
         return wer_per(preds, test_source.references)
 
 

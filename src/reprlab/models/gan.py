@@ -39,19 +39,25 @@ OBJECTIVES = ("minimax", "non-saturating", "wgan-gp")
 
 @dataclass(frozen=True)
 class DCGANConfig:
+    # (C, H, W) images; set from the data
     input_shape: tuple[int, ...] = (1, 28, 28)
+    # size of the noise z that G maps to an image
     latent_dim: int = 64
     g_channels: int = 64  # G's last hidden layer has 2x this; each earlier one doubles, up to 8x
     d_channels: int = 64  # width of D's first layer; each next one doubles, up to 8x
     objective: str = "non-saturating"  # one of OBJECTIVES
     n_critic: int = 1  # D steps per G step (WGAN-GP's paper uses 5)
+    # WGAN-GP's gradient-penalty weight
     gp_weight: float = 10.0
     lr_g: Optional[float] = None  # None: trainer.lr
+    # None: trainer.lr
     lr_d: Optional[float] = None
     beta1: float = 0.5  # Adam betas; DCGAN uses (0.5, 0.999), WGAN-GP (0.0, 0.9)
+    # Adam's second beta
     beta2: float = 0.999
     ema: float = 0.0  # decay of an EMA copy of G; 0 = no copy
     grid_seed: int = 1234  # seed of the fixed noise behind the per-epoch sample grid
+    # images in the per-epoch sample grid (RUN/samples)
     grid_size: int = 64
 
     def __post_init__(self) -> None:

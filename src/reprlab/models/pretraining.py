@@ -26,7 +26,9 @@ from .rbm import RBM
 
 @dataclass(frozen=True)
 class AELayerConfig:
+    # (C, H, W) images or (D,) features; set from the data
     input_shape: tuple[int, ...] = (1, 28, 28)
+    # code size of this layer
     hidden: int = 256
     corruption: float = 0.0  # fraction of inputs set to 0 before encoding; > 0 makes it a DAE
     loss: Literal["bce", "mse"] = "bce"  # cross-entropy suits inputs in [0, 1] (pixels, sigmoid codes)
@@ -124,8 +126,11 @@ def encoder_weights(layer: nn.Module) -> tuple[Tensor, Tensor]:
 
 @dataclass(frozen=True)
 class StackedClassifierConfig:
+    # (C, H, W) images or (D,) features; set from the data
     input_shape: tuple[int, ...] = (1, 28, 28)
+    # classes the model predicts; set from the data
     num_classes: int = 10
+    # hidden layer sizes (a stack's layers)
     hidden: tuple[int, ...] = (256, 256, 256)
 
     def __post_init__(self) -> None:

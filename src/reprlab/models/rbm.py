@@ -33,7 +33,9 @@ from .base import ReprModel, check_unit_interval
 
 @dataclass(frozen=True)
 class RBMConfig:
+    # (C, H, W) images or (D,) features; set from the data
     input_shape: tuple[int, ...] = (1, 28, 28)
+    # hidden units
     hidden: int = 256
     k: int = 1  # Gibbs steps per update
     persistent: bool = False  # PCD: keep the negative chains between updates

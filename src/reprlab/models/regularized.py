@@ -61,13 +61,18 @@ def corrupt(x: Tensor, kind: str, level: float, generator: torch.Generator | Non
 
 @dataclass(frozen=True)
 class SparseAutoencoderConfig:
+    # (C, H, W) images or (D,) features; set from the data
     input_shape: tuple[int, ...] = (1, 28, 28)
+    # size of the code (the bottleneck)
     code_dim: int = 64
+    # encoder layer sizes; the decoder mirrors them
     hidden: tuple[int, ...] = (512,)
     rho: float = 0.05  # target mean activation of each code unit
     sparsity_weight: float = 0.01  # λ on Σ_j KL(ρ ‖ ρ̂_j); the reconstruction is a per-pixel mean
     l1_weight: float = 0.0  # optional L1 activity penalty on the codes
+    # reconstruction loss: mse, or bce for data in [0, 1]
     loss: Literal["mse", "bce"] = "mse"
+    # sigmoid for data in [0, 1]; identity for unbounded data (with loss=mse)
     output: Literal["sigmoid", "identity"] = "sigmoid"
 
     def __post_init__(self) -> None:
@@ -109,12 +114,18 @@ class SparseAutoencoder(MLPAutoencoder):
 
 @dataclass(frozen=True)
 class DenoisingAutoencoderConfig:
+    # (C, H, W) images or (D,) features; set from the data
     input_shape: tuple[int, ...] = (1, 28, 28)
+    # size of the code (the bottleneck)
     code_dim: int = 64
+    # encoder layer sizes; the decoder mirrors them
     hidden: tuple[int, ...] = (512,)
+    # input noise: gaussian, masking or salt-and-pepper
     corruption: Corruption = "gaussian"
     noise: float = 0.3  # Gaussian std, or the probability a value is masked / salted
+    # reconstruction loss: mse, or bce for data in [0, 1]
     loss: Literal["mse", "bce"] = "mse"
+    # sigmoid for data in [0, 1]; identity for unbounded data (with loss=mse)
     output: Literal["sigmoid", "identity"] = "sigmoid"
 
     def __post_init__(self) -> None:

@@ -23,8 +23,10 @@ from .g2p_base import G2PModel, G2PTrainingConfig
 
 @dataclass(frozen=True)
 class LSTMG2PConfig(G2PTrainingConfig):
+    # size of the letter and phoneme embeddings
     emb: int = 128
     hidden: int = 256  # decoder size; each encoder direction has hidden // 2
+    # LSTM layers in the encoder and in the decoder
     layers: int = 2
 
     def __post_init__(self) -> None:

@@ -207,17 +207,24 @@ class DecoderLayer(nn.Module):
 
 @dataclass(frozen=True)
 class TransformerG2PConfig(G2PTrainingConfig):
+    # width of the model (embedding size)
     d_model: int = 128
+    # attention heads
     n_heads: int = 4
+    # encoder layers
     enc_layers: int = 3
+    # decoder layers
     dec_layers: int = 3
+    # hidden size of the feed-forward sublayers
     ff: int = 512
+    # pre: LayerNorm before each sublayer; post: after it (Vaswani et al.)
     norm: Literal["pre", "post"] = "pre"
     sdpa: bool = True  # F.scaled_dot_product_attention for speed; False uses the explicit softmax
     # ``dropout`` acts where Vaswani et al. put it: on each sublayer's output and on the embedded inputs.
     # Dropout on the attention weights and inside the feed-forward block is off by default, as in fairseq;
     # on a CPU their random masks slowed a training step by about 15% at d = 64 and 128 (docs/transformer.md).
     attn_dropout: float = 0.0
+    # dropout inside the feed-forward sublayers (off by default)
     ff_dropout: float = 0.0
 
     def __post_init__(self) -> None:

@@ -50,8 +50,11 @@ def binarize(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
 
 @dataclass(frozen=True)
 class _VAECommon:
+    # (C, H, W) images or (D,) features; set from the data
     input_shape: tuple[int, ...] = (1, 28, 28)
+    # size of the latent code z
     latent_dim: int = 40
+    # bernoulli for data in [0, 1]; gaussian for unbounded data
     likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
     beta: float = 1.0  # weight of the KL term (beta-VAE when != 1)
     kl_warmup: int = 0  # optimizer steps over which the KL weight ramps linearly from 0 to beta
@@ -254,6 +257,7 @@ def gated_mlp(sizes: list[int]) -> nn.Sequential:
 
 @dataclass(frozen=True)
 class VAEConfig(_VAECommon):
+    # encoder layer sizes; the decoder mirrors them
     hidden: tuple[int, ...] = (512, 256)
     gated: bool = False  # gated hidden layers, h = (W x + b) * sigmoid(V x + c), as in the VampPrior set-up
 
@@ -298,6 +302,7 @@ class MLPVAE(_VAE):
 
 @dataclass(frozen=True)
 class ConvVAEConfig(_VAECommon):
+    # channels of the stride-2 conv stages; the decoder mirrors them
     channels: tuple[int, ...] = (32, 64)
 
     def __post_init__(self) -> None:
