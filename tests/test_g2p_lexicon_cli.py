@@ -106,7 +106,7 @@ def test_a_changed_lexicon_is_refused_when_the_run_is_rebuilt(lexicon_run, tmp_p
     data = DataConfig(name=str(lex))
     trainer = TrainerConfig(batch_size=16)
     spec = parse_data_spec(str(lex), "g2p")
-    record = lexicon_task(spec, data, trainer).extras["data_source"]
+    record = lexicon_task(spec, data, trainer).extras["source"]
     assert record["kind"] == "lexicon" and record["vocab"]["graphemes"] == list(cfg["model_config"]["graphemes"])
     # the same lexicon rebuilds with the recorded split and vocabulary
     again = lexicon_task(spec, data, trainer, saved=record)

@@ -649,8 +649,9 @@ def own_domain_task(
     """The ``domains`` task of a pair of your own (see :func:`open_own_pair`): training batches of the labelled
     source's training rows beside unlabelled target rows (no ``y_t``); validation on the source's validation
     rows (no target label is read to choose anything); the test on the target's test rows, whose labels are read
-    then and only then (None when the target has no labels). ``extras``: ``source_test``, ``data_source`` (both
-    records), ``target_labels`` (the :class:`HeldOutLabels`)."""
+    then and only then (None when the target has no labels). ``extras``: ``source_test``, ``source`` (both
+    readers' records: what a run keeps in config.json as ``data_source``), ``target_labels`` (the
+    :class:`HeldOutLabels`), ``own_pair``."""
     pair = open_own_pair(source, target, data, saved)
     s, t = pair.source, pair.target
     s_train = _rows_of(s, s.split.train[: data.limit or None], trainer.batch_size, labels=True)
@@ -675,7 +676,7 @@ def own_domain_task(
         summary,
         extras={
             "source_test": s.batches("test", 1024) if len(s.split.test) else None,
-            "data_source": pair.record,
+            "source": pair.record,
             "target_labels": pair.target_labels,
             "own_pair": pair,
         },

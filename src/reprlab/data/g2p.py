@@ -341,8 +341,8 @@ def g2p_task(data: DataConfig, trainer: TrainerConfig, saved: dict | None = None
     ``data.name`` is ``cmudict`` (the image default is taken to mean it), or a lexicon file of your own
     (``lexicon:PATH``, or any file that is not a built-in name): see :func:`reprlab.data.lexicon.lexicon_task`,
     which splits it by word, builds the vocabularies from its training words and puts its record
-    (``data_source``: path, fingerprint, split, vocabulary) in ``extras``. ``saved``: the ``data_source`` a run
-    recorded; a lexicon is then rebuilt with the run's vocabulary and refused if it changed.
+    (path, fingerprint, split, vocabulary: a run's ``data_source``) in ``extras["source"]``. ``saved``: the
+    ``data_source`` a run recorded; a lexicon is then rebuilt with the run's vocabulary and refused if it changed.
     ``data.limit`` keeps the first N training words; ``data.val_size`` does not apply (the dev set is fixed
     by the split).
     """

@@ -468,7 +468,8 @@ def run_lexicon_text(name: str, saved: dict | None) -> str:
 def lexicon_task(spec, data, trainer, saved: dict | None = None, vocab: G2PVocab | dict | None = None) -> LexiconTask:
     """The ``g2p`` task of a lexicon ``spec`` (a parsed ``--data``) for DataConfig ``data`` and TrainerConfig
     ``trainer``: :func:`lexicon_task_data` with the spec's options, ``data.limit`` and the trainer's batch size
-    and seed. ``extras["data_source"]`` is the lexicon's :meth:`LexiconData.record` (what a run stores).
+    and seed. ``extras["source"]`` is the lexicon's :meth:`LexiconData.record` (what a run keeps in config.json
+    as ``data_source``).
 
     To rebuild a run's data (``eval``, ``--resume``): ``saved`` is the ``data_source`` it recorded, or ``vocab``
     the model's vocabulary (``model.vocab``); the same split is made and encoded with that vocabulary, and a
@@ -479,7 +480,7 @@ def lexicon_task(spec, data, trainer, saved: dict | None = None, vocab: G2PVocab
     task = lexicon_task_data(spec.path, trainer.batch_size, trainer.seed, limit=data.limit, vocab=vocab, **opts)
     if saved:
         check_same_lexicon(task.data, saved)
-    task.extras["data_source"] = task.data.record()
+    task.extras["source"] = task.data.record()
     return task
 
 
