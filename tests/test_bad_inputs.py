@@ -78,6 +78,33 @@ def _edited_run(src: Path, dst: Path, **config) -> Path:
     return dst
 
 
+def _score_and_pair_file(r: Path, name: str) -> Path | None:
+    """The user's data files of the score, fd, adapt and lexicon cases (None: not one of them)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    if name in ("pair_src", "pair_tgt_classes", "pair_tgt_big"):  # uint8 image arrays with labels
+        size = 16 if name == "pair_tgt_big" else 8
+        k = 3 if name == "pair_tgt_classes" else 10
+        p = r / f"{name}.npz"
+        np.savez(p, x=rng.integers(0, 256, (40, 1, size, size), dtype=np.uint8), y=np.arange(40) % k)
+        return p
+    if name == "imgs_unlabelled":  # 8x8 images without labels, the shape of the digits runs
+        p = r / "unlabelled.npy"
+        np.save(p, rng.integers(0, 256, (40, 1, 8, 8), dtype=np.uint8))
+        return p
+    texts = {
+        "table": ("readings.csv", "a,b\n1,2\n3,4\n5,6\n"),
+        "lex_nophones": ("lexicon.txt", "käse\tk ɛ z ə\nbrot\t\n"),
+        "lex_neither": ("lexicon2.txt", "käse\tk ɛ z ə\nbrot b r o t\n"),
+    }
+    if name in texts:
+        p = r / texts[name][0]
+        p.write_text(texts[name][1], encoding="utf-8")
+        return p
+    return None
+
+
 class Workspace:
     """The user's files, made on demand by name; ``{name}`` in a case's arguments is replaced by the path."""
 
@@ -96,6 +123,9 @@ class Workspace:
 
     def _make(self, name: str) -> Path:
         r = self.root
+        extra = _score_and_pair_file(r, name)
+        if extra is not None:
+            return extra
         if name in self.runs:
             return self.runs[name]
         if name == "tmp":
@@ -237,34 +267,7 @@ class Workspace:
             return d
         if name == "long_word":
             return Path("a" * 5000 + "é" + "b" * 4999)
-        own = self._own_data(name)
-        if own is not None:
-            return own
         raise KeyError(name)
-
-    def _own_data(self, name: str) -> Path | None:
-        """The user's own data files of the score, fd, adapt and lexicon cases (None: not one of them)."""
-        import numpy as np
-
-        r = self.root
-        rng = np.random.default_rng(0)
-        if name in ("pair_src", "pair_tgt_classes", "pair_tgt_big"):  # uint8 image arrays with labels
-            size = 16 if name == "pair_tgt_big" else 8
-            k = 3 if name == "pair_tgt_classes" else 10
-            p = r / f"{name}.npz"
-            np.savez(p, x=rng.integers(0, 256, (40, 1, size, size), dtype=np.uint8), y=np.arange(40) % k)
-            return p
-        if name == "imgs_unlabelled":  # 8x8 images without labels, the shape of the digits runs
-            p = r / "unlabelled.npy"
-            np.save(p, rng.integers(0, 256, (40, 1, 8, 8), dtype=np.uint8))
-            return p
-        if name == "table":
-            return self._write("readings.csv", "a,b\n1,2\n3,4\n5,6\n")
-        if name == "lex_nophones":
-            return self._write("lexicon.txt", "käse\tk ɛ z ə\nbrot\t\n")
-        if name == "lex_neither":
-            return self._write("lexicon2.txt", "käse\tk ɛ z ə\nbrot b r o t\n")
-        return None
 
 
 def snapshot(*roots: Path) -> dict[str, str]:
