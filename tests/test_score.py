@@ -189,6 +189,31 @@ def test_score_an_image_folder_names_each_file(cli, tmp_path):
     np.testing.assert_allclose([float(r["score"]) for r in rows], expect, rtol=1e-5)
 
 
+def test_rbm_and_iwae_scores_from_the_cli(cli, tmp_path):
+    normal, mixed = _digits_tables(tmp_path)
+    rbm = train_table_run(tmp_path / "rbm", normal, "rbm", dict(hidden=16, visible="gaussian"), epochs=2)
+    rc, out, err = cli("score", rbm, "--data", mixed, "-o", tmp_path / "rbm.csv", "--no-progress")
+    assert rc == 0, err
+    assert "free energy" in out
+    from reprlab.data.tables import Standardizer, read_table
+    from reprlab.train.checkpoint import load_run, read_run_config
+
+    stats = Standardizer.from_dict(read_run_config(rbm)["data_source"]["stats"])
+    x = torch.from_numpy(stats.apply(read_table(mixed, "label").values))
+    expect = load_run(rbm).free_energy(x).detach().double().numpy()
+    np.testing.assert_allclose([float(r["score"]) for r in read_scores(tmp_path / "rbm.csv")], expect, rtol=1e-5)
+    vae = train_table_run(tmp_path / "vae", normal, "vae_mlp", dict(latent_dim=4, hidden=(32,), likelihood="gaussian"))
+    for k in (1, 20):
+        rc, out, err = cli(
+            "score", vae, "--data", mixed, "-o", tmp_path / f"vae{k}.csv", "--samples", k, "--no-progress"
+        )
+        assert rc == 0, err
+        assert ("IWAE" in out) == (k > 1)
+    one = np.array([float(r["score"]) for r in read_scores(tmp_path / "vae1.csv")])
+    iwae = np.array([float(r["score"]) for r in read_scores(tmp_path / "vae20.csv")])
+    assert iwae.mean() < one.mean()  # the 20-sample bound is tighter than the one-sample negative ELBO
+
+
 # ------------------------------------------------------------------------------- the models' scores
 
 

@@ -57,9 +57,8 @@ def what_it_scores(model: torch.nn.Module, samples: int = 1) -> str:
             "dae_mlp, dense_ae_layer), the VAEs (vae_mlp, vae_conv) and the rbm"
         )
     from ..models.rbm import RBM
-    from ..models.vae import _VAE
 
-    if isinstance(model, _VAE):
+    if takes_samples(model):  # a VAE: its score is a likelihood bound
         return SCORED_BY["iwae"].format(k=samples) if samples > 1 else SCORED_BY["vae"]
     if samples > 1:
         raise ConfigError(f"--samples applies to VAEs; model {name!r} scores deterministically")
@@ -67,6 +66,13 @@ def what_it_scores(model: torch.nn.Module, samples: int = 1) -> str:
         return SCORED_BY["rbm"]
     loss = getattr(getattr(model, "config", None), "loss", "mse")
     return f"{SCORED_BY['ae']} ({loss})"
+
+
+def takes_samples(model: torch.nn.Module) -> bool:
+    """Whether ``model.anomaly_score`` is a sampled estimate (VAEs: it takes ``samples`` and a ``generator``)."""
+    import inspect
+
+    return "samples" in inspect.signature(model.anomaly_score).parameters
 
 
 def saved_table_stats(saved: Mapping[str, Any]) -> dict | None:
@@ -208,11 +214,10 @@ def open_scoring_data(
 
 def score_batches(model: torch.nn.Module, batches, samples: int = 1, progress: bool = True) -> np.ndarray:
     """``model.anomaly_score`` of every row of ``batches`` in order, float64 (N,)."""
-    from ..models.vae import _VAE
     from ..progress import stage
 
     kw: dict[str, Any] = {}
-    if isinstance(model, _VAE):
+    if takes_samples(model):
         kw = {"samples": samples, "generator": torch.Generator().manual_seed(0)}
     model.eval()
     out = []
@@ -281,4 +286,12 @@ def score_run(
     return summary
 
 
-__all__ = ["ScoringData", "what_it_scores", "open_scoring_data", "score_batches", "scores_csv", "score_run"]
+__all__ = [
+    "ScoringData",
+    "takes_samples",
+    "what_it_scores",
+    "open_scoring_data",
+    "score_batches",
+    "scores_csv",
+    "score_run",
+]
