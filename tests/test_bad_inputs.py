@@ -101,6 +101,33 @@ def _edited_run(src: Path, dst: Path, **config) -> Path:
     return dst
 
 
+def _score_and_pair_file(r: Path, name: str) -> Path | None:
+    """The user's data files of the score, fd, adapt and lexicon cases (None: not one of them)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    if name in ("pair_src", "pair_tgt_classes", "pair_tgt_big"):  # uint8 image arrays with labels
+        size = 16 if name == "pair_tgt_big" else 8
+        k = 3 if name == "pair_tgt_classes" else 10
+        p = r / f"{name}.npz"
+        np.savez(p, x=rng.integers(0, 256, (40, 1, size, size), dtype=np.uint8), y=np.arange(40) % k)
+        return p
+    if name == "imgs_unlabelled":  # 8x8 images without labels, the shape of the digits runs
+        p = r / "unlabelled.npy"
+        np.save(p, rng.integers(0, 256, (40, 1, 8, 8), dtype=np.uint8))
+        return p
+    texts = {
+        "table": ("readings.csv", "a,b\n1,2\n3,4\n5,6\n"),
+        "lex_nophones": ("lexicon.txt", "käse\tk ɛ z ə\nbrot\t\n"),
+        "lex_neither": ("lexicon2.txt", "käse\tk ɛ z ə\nbrot b r o t\n"),
+    }
+    if name in texts:
+        p = r / texts[name][0]
+        p.write_text(texts[name][1], encoding="utf-8")
+        return p
+    return None
+
+
 class Workspace:
     """The user's files, made on demand by name; ``{name}`` in a case's arguments is replaced by the path."""
 
@@ -119,6 +146,9 @@ class Workspace:
 
     def _make(self, name: str) -> Path:
         r = self.root
+        extra = _score_and_pair_file(r, name)
+        if extra is not None:
+            return extra
         if name in self.runs:
             return self.runs[name]
         if name == "tmp":
@@ -1056,6 +1086,76 @@ CASES = [
     case("g2p-too-long", "g2p", "{g2p}", "a" * 200, expect="letters"),
     case("g2p-huge-word", "g2p", "{g2p}", "{long_word}", expect="(10000 characters)"),
     case("g2p-ensemble-not-g2p", "g2p", "{g2p}", "hello", "--ensemble", "{ae}", expect="--ensemble needs G2P runs"),
+    # ---------------------------------------------------------------- score
+    case("score-no-score", "score", "{g2p}", "-o", "{tmp}/s.csv", expect="has no anomaly score"),
+    case("score-output-exists", "score", "{ae}", "-o", "{file}", expect="--overwrite"),
+    case("score-output-dir", "score", "{ae}", "-o", "{dir}", expect="is a directory"),
+    case("score-missing-run", "score", "{missing}", "-o", "{tmp}/s.csv", expect="does not exist"),
+    case("score-missing-data", "score", "{ae}", "--data", "{missing}", "-o", "{tmp}/s.csv", expect="does not exist"),
+    case("score-samples-zero", "score", "{vae}", "--samples", "0", expect="must be > 0"),
+    case("score-samples-not-vae", "score", "{ae}", "--samples", "3", "-o", "{tmp}/s.csv", expect="applies to VAEs"),
+    case("score-table-no-stats", "score", "{ae}", "--data", "{table}", "-o", "{tmp}/s.csv", expect="statistics"),
+    case("score-wrong-shape", "score", "{ae}", "--data", "{pair_tgt_big}", "-o", "{tmp}/s.csv", expect="shape"),
+    case("score-trainer-key", "score", "{ae}", "--trainer.lr=1", "-o", "{tmp}/s.csv", expect="reader settings"),
+    case(
+        "score-builtin-option",
+        "score",
+        "{ae}",
+        "--data.size=4",
+        "-o",
+        "{tmp}/s.csv",
+        expect="does not apply",
+    ),  # fmt: skip
+    # ---------------------------------------------------------------- your own lexicon, pair, fd data
+    case("lexicon-no-phones", "train", "g2p_lstm", "--data", "{lex_nophones}", expect="has no phones"),
+    case("lexicon-neither-format", "train", "g2p_lstm", "--data", "{lex_neither}", expect="neither lexicon format"),
+    case("g2p-data-not-lexicon", "train", "g2p_lstm", "--data", "digits", expect="lexicon file"),
+    case(
+        "adapt-own-label-sets",
+        "adapt",
+        "--source",
+        "{pair_src}",
+        "--target",
+        "{pair_tgt_classes}",
+        "--method",
+        "coral",
+        expect="different label sets",
+    ),  # fmt: skip
+    case(
+        "adapt-own-shapes",
+        "adapt",
+        "--source",
+        "{pair_src}",
+        "--target",
+        "{pair_tgt_big}",
+        "--method",
+        "coral",
+        expect="--data.size",
+    ),  # fmt: skip
+    case(
+        "adapt-own-and-builtin",
+        "adapt",
+        "--source",
+        "{pair_src}",
+        "--target",
+        "digits",
+        "--method",
+        "coral",
+        expect="both as your own data",
+    ),  # fmt: skip
+    case(
+        "adapt-own-oracle",
+        "adapt",
+        "--source",
+        "{pair_src}",
+        "--target",
+        "{pair_tgt_classes}",
+        "--method",
+        "target-oracle",
+        expect="target-oracle trains on the target's labels",
+    ),  # fmt: skip
+    case("fd-unlabelled-data", "fd", "{vae}", "--data", "{imgs_unlabelled}", expect="--inception-weights"),
+    case("fd-table-data", "fd", "{vae}", "--data", "{table}", expect="fd compares images"),
 ]
 
 

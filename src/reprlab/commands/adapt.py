@@ -23,15 +23,20 @@ def register(sub) -> None:
             "or --trainer.KEY=VALUE."
         ),
         epilog="example: reprlab adapt --source fashion-mnist --target fashion-m --method dann --epochs 10 --out "
-        "runs/dann",
+        "runs/dann; your own pair: reprlab adapt --source photos/ --target sketches/ --data.size=32 "
+        "--data.channels=3 --method coral",
     )
     p.add_argument(
-        "--source", default="fashion-mnist", help="labelled source dataset (default fashion-mnist; also: moons)"
+        "--source",
+        default="fashion-mnist",
+        help="labelled source: a built-in dataset (default fashion-mnist; also: moons) or your own data (an image "
+        "folder with class sub-folders, an .npz with x and y, a .csv with --data.label=COLUMN)",
     )
     p.add_argument(
         "--target",
         default=None,
-        help="unlabelled target dataset (default: fashion-m for fashion-mnist, moons-rotated for moons)",
+        help="target: a built-in dataset (default: fashion-m for fashion-mnist, moons-rotated for moons) or your "
+        "own data with the same classes and shape; its labels, if any, are read only to score the final test",
     )
     p.add_argument("--method", default="dann", help=f"one of: {', '.join(METHODS)} (default dann)")
     p.add_argument("--weight", type=float, help="weight of the adaptation loss (--model.weight)")
@@ -51,7 +56,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from ..data.domains import DEFAULT_TARGET
+    from ..data.domains import DEFAULT_TARGET, is_own, pair_name
     from ..models.adaptation import model_name
     from ..recipes.adaptation import run_adaptation
     from ._common import resolve_config
@@ -62,8 +67,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         raise ConfigError(
             f"name a --target for source {args.source!r} (known pairs: "
             + ", ".join(f"{s} -> {t}" for s, t in DEFAULT_TARGET.items())
-            + ")"
+            + "; or two paths of your own)"
         )
+    own = is_own(args.source) or is_own(target)
     if args.threshold is not None and args.method != "pseudo-label":
         raise ConfigError(f"--threshold applies to --method pseudo-label, not {args.method}")
     if args.weight is not None and args.method in ("source-only", "target-oracle"):
@@ -71,7 +77,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     tree = resolve_config(args, extra)
     if "name" in tree["data"]:
         raise ConfigError("set the domains with --source and --target, not --data.name")
-    tree["data"]["name"] = f"{args.source}:{target}"
+    tree["data"]["name"] = pair_name(args.source, target)
     if args.threshold is not None:
         tree["model"]["threshold"] = args.threshold
     if args.weight is not None:
@@ -79,21 +85,27 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     seed = tree["trainer"].get("seed", 0)
     out = Path(args.out) if args.out else Path("runs") / f"adapt-{args.method}-seed{seed}"
     result = run_adaptation(args.method, args.source, target, tree, out, overwrite=args.overwrite)
-    target_acc, source_acc = result["target/test_acc"], result["source/test_acc"]
     by_photo = {k.split("/", 2)[2]: v for k, v in result.items() if k.startswith("target/test_acc/")}
     print(f"run: {out}")
-    print(
-        f"{args.method}: target test accuracy {target_acc:.4f}, source test accuracy {source_acc:.4f} "
-        f"({args.source} -> {target}, {result['wall_seconds']:.0f}s)"
-    )
+    shown = [
+        f"{side} test accuracy {result[key]:.4f}"
+        for side, key in (("target", "target/test_acc"), ("source", "source/test_acc"))
+        if key in result
+    ]
+    if "target/test_acc" not in result:
+        shown.insert(0, "no target test accuracy (the target has no labels)")
+    print(f"{args.method}: {', '.join(shown)} ({args.source} -> {target}, {result['wall_seconds']:.0f}s)")
     if by_photo:
         print("target test accuracy by photo: " + ", ".join(f"{p} {a:.4f}" for p, a in by_photo.items()))
     if "val/acc" in result:
-        print(
-            f"target validation accuracy {result['val/acc']:.4f} (held-out images blended from the training photos)"
-            if target == "fashion-m"
-            else f"target validation accuracy {result['val/acc']:.4f}"
-        )
+        if own:
+            print(f"source validation accuracy {result['val/acc']:.4f} (no target label is read to validate)")
+        elif target == "fashion-m":
+            print(
+                f"target validation accuracy {result['val/acc']:.4f} (held-out images blended from the training photos)"
+            )
+        else:
+            print(f"target validation accuracy {result['val/acc']:.4f}")
     if args.method == "target-oracle":
         print(
             "note: target-oracle trained on the target labels; it is the ceiling, not an adaptation result",

@@ -1,4 +1,4 @@
-"""reprlab g2p RUN WORD ...: print ARPAbet pronunciations from a trained G2P run."""
+"""reprlab g2p RUN WORD ...: print pronunciations from a trained G2P run, in the phonemes it was trained on."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ def register(sub) -> None:
         "g2p",
         help="pronounce words with a trained G2P run",
         description=(
-            "Print the ARPAbet pronunciation of each word (letters a-z and '), one 'WORD  PH ON ES' line each. "
+            "Print the pronunciation of each word, one 'WORD  PH ON ES' line each, in the run's own alphabets (a "
+            "CMUdict run reads a-z and ' and writes ARPAbet; a run trained on your lexicon reads and writes its "
+            "letters and phones). "
             "A word that cannot be pronounced gets one error line on stderr; the others are still printed, "
             "and the exit code is then 2."
         ),

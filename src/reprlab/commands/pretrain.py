@@ -20,7 +20,8 @@ def register(sub) -> None:
         help="greedy layer-wise pre-training of a stack of AE, DAE or RBM layers",
         description=(
             "Train the layers of a stack one at a time, each on the codes of the frozen layers below it, "
-            "on all the (unlabelled) training images. Each layer is its own run directory inside OUT, so an "
+            "on all the (unlabelled) training images or table rows (--data my.csv: the first layer then gets Gaussian "
+            "RBM units or a linear AE reconstruction). Each layer is its own run directory inside OUT, so an "
             "interrupted run continues at its layer with --resume OUT. --epochs counts per layer."
         ),
         epilog="example: reprlab pretrain --layers 500,500,2000 --layer-type dae --data fashion-mnist --epochs 10 "
@@ -60,8 +61,8 @@ def register(sub) -> None:
 
 
 def run_pretrain(args: argparse.Namespace, extra: list[str]) -> int:
-    from ..data import load_images
-    from ..recipes.pretraining import StackSpec, parse_layers, pretrain_stack, read_stack_json
+    from ..recipes.pretraining import StackSpec, data_record, load_stack_data, parse_layers, pretrain_stack
+    from ..recipes.pretraining import check_same_data, read_stack_json
     from ..train.rundir import check_new_run
 
     if args.resume:
@@ -106,13 +107,19 @@ def run_pretrain(args: argparse.Namespace, extra: list[str]) -> int:
     trainer_cfg, data_cfg = build_trainer_and_data(tree)
     if not args.resume:
         check_new_run(out, args.overwrite)
-    data = load_images(data_cfg.name, data_cfg.data_dir, data_cfg.val_size, data_cfg.limit)
+    data = load_stack_data(data_cfg, progress=trainer_cfg.progress)
+    if args.resume:
+        check_same_data(data, meta.get("data_source"), out)
+    what = "images" if len(data.input_shape) == 3 else "rows"
     print(
         f"data: {data.name}: pre-training {spec.layer_type} layers {list(spec.layers)} on {len(data.train[0])} "
-        "unlabelled images",
+        f"unlabelled {what}",
     )
     from ..config import to_dict
 
+    extra_meta = {"data": to_dict(data_cfg)}
+    if data_record(data) is not None:
+        extra_meta["data_source"] = data_record(data)
     t0 = time.perf_counter()
     stack = pretrain_stack(
         data.train[0],
@@ -122,7 +129,7 @@ def run_pretrain(args: argparse.Namespace, extra: list[str]) -> int:
         resume=bool(args.resume),
         overwrite=args.overwrite,
         x_eval=data.val[0] if len(data.val[0]) else None,
-        extra_meta={"data": to_dict(data_cfg)},
+        extra_meta=extra_meta,
     )
     for s in stack.scores:
         shown = {k: round(v, 5) for k, v in s.items() if isinstance(v, float) and k.endswith(("recon", "bce"))}
@@ -159,7 +166,9 @@ def run_finetune(args: argparse.Namespace, extra: list[str]) -> int:
     if tree["model"]:
         raise ConfigError("finetune takes its architecture from the stack; drop the --model.* options")
     trainer_cfg, data_cfg = build_trainer_and_data(tree)
-    setup = prepare_finetune(stack, stack_dir, data_cfg, labels, depth, random_init, trainer_cfg.seed)
+    source = meta.get("data_source") or {}
+    stats = source.get("stats") if source.get("kind") == "table" else None
+    setup = prepare_finetune(stack, stack_dir, data_cfg, labels, depth, random_init, trainer_cfg.seed, stats)
     if not args.resume:
         seed, n = trainer_cfg.seed, setup.labels
         out = Path(args.out) if args.out else stack_dir / f"finetune-{n}-seed{seed}{'-random' if random_init else ''}"

@@ -17,6 +17,7 @@ Validation and test batches are ``{"x", "y"}`` from the *target* domain.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -247,8 +248,28 @@ DEFAULT_TARGET = {"fashion-mnist": "fashion-m", "moons": "moons-rotated"}
 DEFAULT_SOURCE = {v: k for k, v in DEFAULT_TARGET.items()}
 
 
+PAIR_SEP = " => "  # between the two paths of a pair of your own (a path may hold ':')
+
+
+def pair_name(source: str, target: str) -> str:
+    """The ``data.name`` of a domain pair: ``SOURCE:TARGET`` for built-in names, ``SOURCE => TARGET`` when
+    either is your own data (a path, or a prefixed one such as ``folder:PATH``)."""
+    return f"{source}{PAIR_SEP}{target}" if is_own(source) or is_own(target) else f"{source}:{target}"
+
+
+def is_own(name: str) -> bool:
+    """Whether ``name`` names data of your own (a path) rather than a built-in dataset."""
+    from . import dataset_names
+
+    return name not in dataset_names()
+
+
 def resolve_pair(name: str) -> tuple[str, str]:
-    """'SOURCE:TARGET', or one name of a known pair (``fashion-mnist``/``fashion-m``, ``moons``/``moons-rotated``)."""
+    """'SOURCE:TARGET', 'SOURCE => TARGET' (your own data), or one name of a known pair (``fashion-mnist``/
+    ``fashion-m``, ``moons``/``moons-rotated``)."""
+    if PAIR_SEP in name:
+        s, t = (p.strip() for p in name.split(PAIR_SEP, 1))
+        return s, t
     if ":" in name:
         s, t = (p.strip() for p in name.split(":", 1))
         return s, t
@@ -331,31 +352,55 @@ def load_domain_pair(
     return s, t
 
 
+class _TensorRows:
+    """Rows of in-memory tensors by position: ``rows(i) -> {"x", "y"}`` (``y`` left out when None)."""
+
+    def __init__(self, x: Tensor, y: Tensor | None):
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def rows(self, i: Tensor) -> Batch:
+        return {"x": self.x[i]} if self.y is None else {"x": self.x[i], "y": self.y[i]}
+
+
+class _PartRows:
+    """Rows of one split part of a reader's batch source (an :class:`~.arraybatches.ArrayBatches`), by position
+    within the part: what :class:`PairedBatches` draws from for data read from disk."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def rows(self, i: Tensor) -> Batch:
+        return self.batches.rows(self.batches.indices[np.asarray(i, dtype=np.int64)])
+
+
 class PairedBatches:
     """Batches of a source set with a same-sized batch of the target set beside each.
 
     An epoch is one pass over the source; the target is drawn from its own shuffled order,
     cycled as needed. Both orders depend only on ``(seed, epoch)``, so resume is exact.
+
+    ``source`` and ``target`` are ``(x, y)`` tensors, or row sources (``len`` and ``rows(i)``, e.g. a part of
+    your own data read from disk). A target without labels (``y`` None, or rows without ``"y"``) gives batches
+    without ``y_t``: then nothing in training can read the target's labels.
     """
 
-    def __init__(
-        self,
-        source: tuple[Tensor, Tensor],
-        target: tuple[Tensor, Tensor],
-        batch_size: int,
-        seed: int = 0,
-        shuffle: bool = True,
-    ):
-        self.xs, self.ys = source
-        self.xt, self.yt = target
-        if len(self.xs) == 0 or len(self.xt) == 0:
+    def __init__(self, source, target, batch_size: int, seed: int = 0, shuffle: bool = True):
+        self.source = _TensorRows(*source) if isinstance(source, tuple) else source
+        self.target = _TensorRows(*target) if isinstance(target, tuple) else target
+        if len(self.source) == 0 or len(self.target) == 0:
             raise DataError("domain adaptation needs training data in both domains; raise data.limit or use more data")
         self.batch_size = batch_size
         self.seed = seed
         self.shuffle = shuffle
 
     def num_batches(self, world_size: int = 1) -> int:
-        m = len(self.xs) // world_size if world_size > 1 else len(self.xs)
+        m = len(self.source) // world_size if world_size > 1 else len(self.source)
         return -(-m // self.batch_size)
 
     def _order(self, n: int, seed: int, epoch: int, length: int) -> Tensor:
@@ -366,22 +411,32 @@ class PairedBatches:
         return torch.cat([torch.randperm(n, generator=g) for _ in range(reps)])[:length]
 
     def epoch(self, epoch: int, rank: int = 0, world_size: int = 1, start: int = 0) -> Iterator[Batch]:
-        ns = len(self.xs)
+        ns = len(self.source)
         order_s = self._order(ns, self.seed, epoch, ns)
-        order_t = self._order(len(self.xt), self.seed + 7919, epoch, ns)
+        order_t = self._order(len(self.target), self.seed + 7919, epoch, ns)
         if world_size > 1:
             per = ns // world_size
             order_s, order_t = order_s[rank::world_size][:per], order_t[rank::world_size][:per]
         for b in range(start, self.num_batches(world_size)):
             i_s = order_s[b * self.batch_size : (b + 1) * self.batch_size]
             i_t = order_t[b * self.batch_size : (b + 1) * self.batch_size]
-            yield {"x_s": self.xs[i_s], "y_s": self.ys[i_s], "x_t": self.xt[i_t], "y_t": self.yt[i_t], "i_t": i_t}
+            src, tgt = self.source.rows(i_s), self.target.rows(i_t)
+            batch = {"x_s": src["x"], "y_s": src["y"], "x_t": tgt["x"]}
+            if "y" in tgt:
+                batch["y_t"] = tgt["y"]
+            batch["i_t"] = i_t
+            yield batch
 
 
 @register_task("domains")
-def domain_task(data: DataConfig, trainer: TrainerConfig) -> TaskData:
-    """Source (labelled) + target (unlabelled) training batches; validation and test on the target."""
+def domain_task(data: DataConfig, trainer: TrainerConfig, saved: dict | None = None) -> TaskData:
+    """Source (labelled) + target (unlabelled) training batches; validation and test on the target.
+
+    A pair of your own data (``SOURCE => TARGET`` paths, see :func:`own_domain_task`) validates on the source
+    instead, and reads the target's labels only in its test. ``saved``: the ``data_source`` a run recorded."""
     s_name, t_name = resolve_pair(data.name)
+    if is_own(s_name) or is_own(t_name):
+        return own_domain_task(s_name, t_name, data, trainer, saved)
     s, t = load_domain_pair(s_name, t_name, data.data_dir, data.val_size, data.limit)
     train = PairedBatches(s.train, t.train, trainer.batch_size, seed=trainer.seed)
     val = TensorBatches({"x": t.val[0], "y": t.val[1]}, 1024, shuffle=False) if len(t.val[0]) else None
@@ -400,7 +455,244 @@ def domain_task(data: DataConfig, trainer: TrainerConfig) -> TaskData:
     )
 
 
+# ----------------------------------------------------------------------------- your own pairs
+class HeldOutLabels:
+    """A target domain's labels, kept away from training: only the target's test source reads them, through
+    :meth:`read`, when the final test runs. ``locked`` makes a read an error (the tests use it to show that
+    training and validation never read them)."""
+
+    def __init__(self, y: np.ndarray):
+        self._y = y
+        self.locked = False
+        self.reads = 0
+
+    def read(self) -> np.ndarray:
+        if self.locked:
+            raise RuntimeError("the target's labels were read while they are locked (before the final test)")
+        self.reads += 1
+        return self._y
+
+
+class TargetTestBatches:
+    """The target's test part with its labels, read from :class:`HeldOutLabels` only when an epoch is asked for."""
+
+    def __init__(self, reader, rows: np.ndarray, labels: HeldOutLabels, batch_size: int = 1024):
+        self.reader, self.rows, self.labels, self.batch_size = reader, rows, labels, batch_size
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def num_batches(self, world_size: int = 1) -> int:
+        m = len(self.rows) // world_size if world_size > 1 else len(self.rows)
+        return -(-m // self.batch_size)
+
+    def epoch(self, epoch: int, rank: int = 0, world_size: int = 1, start: int = 0) -> Iterator[Batch]:
+        from .arraybatches import ArrayBatches
+
+        last = ("x",) if getattr(self.reader, "channels_last", False) else ()
+        arrays = {"x": self.reader.x, "y": self.labels.read()}
+        src = ArrayBatches(arrays, self.batch_size, shuffle=False, indices=self.rows, channels_last=last)
+        yield from src.epoch(epoch, rank, world_size, start)
+
+
+def _rows_of(reader, rows: np.ndarray, batch_size: int, labels: bool):
+    """A batch source of ``reader``'s rows ``rows``: ``x`` (and ``y`` when ``labels``; else the labels are not
+    in it at all). A table's ``x`` is its standardised values."""
+    from .arraybatches import ArrayBatches
+
+    last = ("x",) if getattr(reader, "channels_last", False) else ()
+    arrays = {"x": reader.x, "y": reader.y} if labels else {"x": reader.x}
+    return ArrayBatches(arrays, batch_size, shuffle=False, indices=rows, channels_last=last)
+
+
+@dataclass
+class OwnPair:
+    """Two domains of your own, opened and checked: the labelled ``source`` reader, the ``target`` reader, the
+    target's rows to train on (unlabelled) and to test on, its labels held out, and both records."""
+
+    source: object
+    target: object
+    target_train: np.ndarray
+    target_test: np.ndarray
+    target_labels: HeldOutLabels | None
+    record: dict
+
+
+def _check_own_saved(reader, saved: dict | None, side: str) -> None:
+    old = (saved or {}).get("fingerprint")
+    if old and reader.fingerprint != old:
+        where = getattr(reader, "root", None) or reader.path
+        raise DataError(
+            f"{where} (the {side}) changed since the run was trained on it (fingerprint {reader.fingerprint} != "
+            f"recorded {old}); restore that data, or train a new run"
+        )
+
+
+def peek(spec) -> tuple[tuple[str, ...] | None, tuple[int, ...] | None]:
+    """(class names or None, input shape or None) of an image folder or an .npz/.npy ``spec``, read cheaply: the
+    folder's listing and its first image's header, the arrays' headers and labels. Nothing is decoded or
+    cached, so a pair that cannot adapt is refused before any work (a table gives (None, None): it is cheap to
+    open). None where the answer needs the full read."""
+    import zipfile
+
+    if spec.kind == "folder":
+        from PIL import Image
+
+        from .folders import list_folder, native_channels
+
+        listing = list_folder(spec.path)
+        classes = listing.classes if listing.labels is not None else None
+        size, channels = spec.options.get("size"), spec.options.get("channels")
+        try:
+            with Image.open(listing.root / listing.files[0]) as img:
+                w, h = img.size
+                c = channels or native_channels(img.mode)
+        except (OSError, ValueError, SyntaxError):
+            return classes, None  # the reader names the file
+        return classes, (c, size, size) if size else (c, h, w)
+    if spec.kind != "arrays":
+        return None, None
+    from .arrays import _check_x
+
+    try:
+        if spec.path.suffix.lower() == ".npy":
+            x = np.load(spec.path, mmap_mode="r", allow_pickle=False)
+            shape, dtype, classes = x.shape, x.dtype, None
+        else:
+            with zipfile.ZipFile(spec.path) as z, z.open("x.npy") as f:
+                fmt = np.lib.format
+                major, _ = fmt.read_magic(f)
+                read = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+                shape, _, dtype = read(f)
+            with np.load(spec.path, allow_pickle=False) as z:
+                names = set(z.files)
+                if "x_test" in names:
+                    return None, None  # the reader joins the parts: leave it to it
+                classes = tuple(str(v) for v in np.unique(z["y"])) if "y" in names else None
+        kind, last = _check_x(np.empty((0, *shape[1:]), dtype), str(spec.path))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, DataError):
+        return None, None  # the reader says what is wrong
+    s = tuple(int(v) for v in shape[1:])
+    if len(s) == 2:
+        s = (1, *s)
+    return classes, (s[2], s[0], s[1]) if last else s
+
+
+def _different_classes(source: str, target: str, cs, ct) -> DataError:
+    only_s = [c for c in cs if c not in ct][:3]
+    only_t = [c for c in ct if c not in cs][:3]
+    return DataError(
+        f"source {source} and target {target} have different label sets ({len(cs)} vs {len(ct)} classes; only in "
+        f"the source: {', '.join(only_s) or '-'}; only in the target: {', '.join(only_t) or '-'}); adaptation "
+        "needs the same classes in both domains"
+    )
+
+
+def _different_shapes(source: str, target: str, ss, ts) -> DataError:
+    return DataError(
+        f"source {source} has inputs of shape {tuple(ss)} and target {target} {tuple(ts)}; "
+        "give both the same --data.size and --data.channels (or the same columns)"
+    )
+
+
+def open_own_pair(source: str, target: str, data: DataConfig, saved: dict | None = None) -> OwnPair:
+    """Open a source and a target of your own with ``data``'s reader settings (the same ``--data.size``,
+    ``--data.channels``, ... for both) and check them: the source needs labels of at least 2 classes; the target's
+    labels, if it has any, must name the same classes; both need inputs of one shape. A target table is
+    standardised with the source's statistics (the model sees both on the source's scale).
+
+    The target's labels are not used to split it: its test part is drawn at random (or is its ``test/`` folder),
+    and its other rows train, unlabelled. The labels go to :class:`HeldOutLabels`, read only by the test."""
+    from .spec import open_data, parse_data_spec
+    from .splits import make_split
+
+    opts = data.reader_options()
+    s_spec, t_spec = parse_data_spec(source, "images", opts), parse_data_spec(target, "images", opts)
+    if "builtin" in (s_spec.kind, t_spec.kind):
+        raise ConfigError(
+            "give --source and --target both as your own data (paths) or both as built-in names; "
+            f"got {s_spec.describe()} and {t_spec.describe()}"
+        )
+    if source == target or (s_spec.path and t_spec.path and s_spec.path.resolve() == t_spec.path.resolve()):
+        raise ConfigError(f"source and target are both {source!r}; adaptation needs two different domains")
+    (cs, ss), (ct, ts) = peek(s_spec), peek(t_spec)
+    if ss is not None and ts is not None and ss != ts:
+        raise _different_shapes(source, target, ss, ts)
+    if cs is not None and ct is not None and cs != ct:
+        raise _different_classes(source, target, cs, ct)
+    folder_opt = {"progress": False}
+    s = open_data(s_spec, **(folder_opt if s_spec.kind == "folder" else {}))
+    s.require_labels(2)
+    t_over: dict = dict(folder_opt) if t_spec.kind == "folder" else {}
+    if t_spec.kind == "table" and s_spec.kind == "table":
+        t_over["stats"] = s.stats
+    t = open_data(t_spec, **t_over)
+    if tuple(s.input_shape) != tuple(t.input_shape):
+        raise _different_shapes(source, target, s.input_shape, t.input_shape)
+    if t.y is not None and tuple(t.classes) != tuple(s.classes):
+        raise _different_classes(source, target, s.classes, t.classes)
+    _check_own_saved(s, (saved or {}).get("source"), "source")
+    _check_own_saved(t, (saved or {}).get("target"), "target")
+    sp = t.split
+    if sp.method != "given":  # the reader stratified by label: draw the target's test part without them
+        sp = make_split(len(t), None, sp.test_fraction, sp.val_fraction, sp.seed)
+    train_rows = np.sort(np.concatenate([sp.train, sp.val]))
+    record = {"kind": "domain-pair", "source": s.record(), "target": t.record()}
+    record["target"]["split"] = {**sp.record(), "unit": "row", "labels_used": False}
+    labels = None if t.y is None else HeldOutLabels(t.y)
+    return OwnPair(s, t, train_rows, sp.test, labels, record)
+
+
+def own_domain_task(
+    source: str, target: str, data: DataConfig, trainer: TrainerConfig, saved: dict | None = None
+) -> TaskData:
+    """The ``domains`` task of a pair of your own (see :func:`open_own_pair`): training batches of the labelled
+    source's training rows beside unlabelled target rows (no ``y_t``); validation on the source's validation
+    rows (no target label is read to choose anything); the test on the target's test rows, whose labels are read
+    then and only then (None when the target has no labels). ``extras``: ``source_test``, ``source`` (both
+    readers' records: what a run keeps in config.json as ``data_source``), ``target_labels`` (the
+    :class:`HeldOutLabels`), ``own_pair``."""
+    pair = open_own_pair(source, target, data, saved)
+    s, t = pair.source, pair.target
+    s_train = _rows_of(s, s.split.train[: data.limit or None], trainer.batch_size, labels=True)
+    t_rows = pair.target_train[: data.limit or None]
+    t_train = _rows_of(t, t_rows, trainer.batch_size, labels=False)
+    train = PairedBatches(_PartRows(s_train), _PartRows(t_train), trainer.batch_size, seed=trainer.seed)
+    val = s.batches("val", 1024) if len(s.split.val) else None
+    test = TargetTestBatches(t, pair.target_test, pair.target_labels) if pair.target_labels is not None else None
+    if test is not None and len(pair.target_test) == 0:
+        test = None
+    labelled = "labelled" if pair.target_labels is not None else "unlabelled"
+    summary = (
+        f"{source} -> {target}: {len(s_train)} labelled source / {len(t_rows)} unlabelled target train, "
+        f"{len(s.split.val)} source val / {len(pair.target_test)} target test ({labelled}; target labels are read "
+        "only by the final test)"
+    )
+    return TaskData(
+        train,
+        val,
+        test,
+        {"input_shape": tuple(s.input_shape), "num_classes": s.num_classes, "num_target": len(t_rows)},
+        summary,
+        extras={
+            "source_test": s.batches("test", 1024) if len(s.split.test) else None,
+            "source": pair.record,
+            "target_labels": pair.target_labels,
+            "own_pair": pair,
+        },
+    )
+
+
 __all__ = [
+    "PAIR_SEP",
+    "pair_name",
+    "is_own",
+    "HeldOutLabels",
+    "TargetTestBatches",
+    "OwnPair",
+    "open_own_pair",
+    "own_domain_task",
+    "peek",
     "blend_with_photos",
     "photo_of_each",
     "fashion_m_photo_names",

@@ -335,14 +335,28 @@ def load_split(data_dir: str | None = None, **_) -> G2PSplit:
 
 
 @register_task("g2p")
-def g2p_task(data: DataConfig, trainer: TrainerConfig) -> TaskData:
-    """CMUdict G2P for ``reprlab train``: every training pronunciation is one example; dev and test for evaluation.
+def g2p_task(data: DataConfig, trainer: TrainerConfig, saved: dict | None = None) -> TaskData:
+    """G2P data for ``reprlab train``: every training pronunciation is one example; dev and test for evaluation.
 
-    ``data.name`` must be ``cmudict`` (the image default is taken to mean it); ``data.limit`` keeps the
-    first N training words; ``data.val_size`` does not apply (the dev set is fixed by the split).
+    ``data.name`` is ``cmudict`` (the image default is taken to mean it), or a lexicon file of your own
+    (``lexicon:PATH``, or any file that is not a built-in name): see :func:`reprlab.data.lexicon.lexicon_task`,
+    which splits it by word, builds the vocabularies from its training words and puts its record
+    (path, fingerprint, split, vocabulary: a run's ``data_source``) in ``extras["source"]``. ``saved``: the
+    ``data_source`` a run recorded; a lexicon is then rebuilt with the run's vocabulary and refused if it changed.
+    ``data.limit`` keeps the first N training words; ``data.val_size`` does not apply (the dev set is fixed
+    by the split).
     """
     if data.name not in ("cmudict", "fashion-mnist"):
-        raise ConfigError(f"G2P models train on --data cmudict, not {data.name!r}")
+        from .lexicon import lexicon_task, run_lexicon_text
+        from .spec import parse_data_spec
+
+        spec = parse_data_spec(run_lexicon_text(data.name, saved), "g2p", data.reader_options())
+        if spec.kind != "lexicon":
+            raise ConfigError(
+                f"G2P models train on --data cmudict or a lexicon file ('WORD PH ON ES' or 'word<TAB>ph on es' "
+                f"lines; prefix lexicon: to force it), not {data.name!r}"
+            )
+        return lexicon_task(spec, data, trainer, saved)
     sp = standard_split()
     train = G2PBatches(sp.train, trainer.batch_size, shuffle=True, seed=trainer.seed, limit=data.limit)
     dev = G2PBatches(sp.dev, 512, shuffle=False, all_prons=False)

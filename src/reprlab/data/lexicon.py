@@ -436,7 +436,75 @@ def lexicon_task_data(
     return LexiconTask(train, parts["dev"], parts["test"], defaults, summary, data=data)
 
 
+def check_same_lexicon(data: LexiconData, saved: dict) -> None:
+    """DataError (one line) unless ``data`` has the content fingerprint and split a run recorded (``saved``:
+    its ``data_source``, a :meth:`LexiconData.record`)."""
+    old = saved.get("fingerprint")
+    if old and data.fingerprint != old:
+        raise DataError(
+            f"{data.lexicon.path} changed since the run was trained on it (fingerprint {data.fingerprint} != "
+            f"recorded {old}); use the lexicon it was trained on, or train a new run"
+        )
+    digest = (saved.get("split") or {}).get("digest")
+    if digest and data.split.digest() != digest:
+        raise DataError(
+            f"{data.lexicon.path} no longer gives the run's split by word (digest {data.split.digest()} != "
+            f"{digest}); pass the run's --data.test_fraction/val_fraction/split_seed, or train a new run"
+        )
+
+
+def run_lexicon_text(name: str, saved: dict | None) -> str:
+    """``name`` (a run's ``data.name``), or ``lexicon:PATH`` of the path the run recorded (``saved``: its
+    ``data_source``) when ``name`` was relative to a folder the command no longer runs from."""
+    if not saved or not saved.get("path"):
+        return name
+    head, sep, tail = name.partition(":")
+    raw = tail if sep and head == "lexicon" else name
+    if Path(raw).expanduser().exists() or not Path(saved["path"]).is_file():
+        return name
+    return f"lexicon:{saved['path']}"
+
+
+def lexicon_task(spec, data, trainer, saved: dict | None = None, vocab: G2PVocab | dict | None = None) -> LexiconTask:
+    """The ``g2p`` task of a lexicon ``spec`` (a parsed ``--data``) for DataConfig ``data`` and TrainerConfig
+    ``trainer``: :func:`lexicon_task_data` with the spec's options, ``data.limit`` and the trainer's batch size
+    and seed. ``extras["source"]`` is the lexicon's :meth:`LexiconData.record` (what a run keeps in config.json
+    as ``data_source``).
+
+    To rebuild a run's data (``eval``, ``--resume``): ``saved`` is the ``data_source`` it recorded, or ``vocab``
+    the model's vocabulary (``model.vocab``); the same split is made and encoded with that vocabulary, and a
+    lexicon that changed since is a DataError."""
+    if vocab is None and saved and saved.get("vocab"):
+        vocab = saved["vocab"]
+    opts = dict(spec.options)
+    task = lexicon_task_data(spec.path, trainer.batch_size, trainer.seed, limit=data.limit, vocab=vocab, **opts)
+    if saved:
+        check_same_lexicon(task.data, saved)
+    task.extras["source"] = task.data.record()
+    return task
+
+
+def lexicon_task_for_run(run_config: dict, vocab: G2PVocab | dict | None = None) -> LexiconTask:
+    """The ``g2p`` task data of a lexicon run rebuilt from its config.json (``run_config``): the recorded split,
+    encoded with the run's vocabulary (``vocab``, e.g. ``model.vocab``, else the recorded one); DataError when
+    the lexicon changed since. For commands that hold a run's config rather than going through the task."""
+    from ..config import DataConfig, TrainerConfig, build
+    from .spec import parse_data_spec
+
+    data = build(DataConfig, run_config.get("data") or {}, "data")
+    trainer = build(TrainerConfig, run_config.get("trainer") or {}, "trainer")
+    saved = run_config.get("data_source")
+    spec = parse_data_spec(run_lexicon_text(data.name, saved), "g2p", data.reader_options())
+    if spec.kind != "lexicon":
+        raise DataError(f"the run was trained on {data.name!r}, not on a lexicon file")
+    return lexicon_task(spec, data, trainer, saved, vocab)
+
+
 __all__ = [
+    "check_same_lexicon",
+    "lexicon_task",
+    "lexicon_task_for_run",
+    "run_lexicon_text",
     "Vocab",
     "G2PVocab",
     "Lexicon",

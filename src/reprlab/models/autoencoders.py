@@ -62,6 +62,24 @@ class _ReconstructionMixin:
     def _out(self, logits: Tensor) -> Tensor:
         return torch.sigmoid(logits) if self.config.output == "sigmoid" else logits
 
+    @torch.no_grad()
+    def anomaly_score(self, x: Tensor) -> Tensor:
+        """Per-example reconstruction error of the clean input, (B, *input_shape) -> (B,): the training loss
+        (MSE, or BCE with ``loss=bce``) averaged over the example's values; higher means less like the
+        training data (``reprlab score``)."""
+        logits = self.decode_logits(self.encode(x))
+        if self.config.output == "sigmoid":
+            check_unit_interval(
+                x,
+                f"model.loss={self.config.loss} with model.output=sigmoid",
+                "score data on the scale the model was trained on",
+            )
+        if self.config.loss == "bce":
+            err = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+        else:
+            err = (self._out(logits) - x).pow(2)
+        return err.flatten(1).mean(1)
+
     def reconstruction_loss(self, logits: Tensor, target: Tensor) -> dict[str, Tensor]:
         if self.config.output == "sigmoid":  # a sigmoid cannot reach values outside (0, 1): refuse, never fit badly
             check_unit_interval(

@@ -82,6 +82,20 @@ class AELayer(ReprModel):
             return {"loss": bce, "bce": bce.detach(), "recon": mse.detach()}
         return {"loss": mse, "recon": mse.detach()}
 
+    @torch.no_grad()
+    def anomaly_score(self, x: Tensor) -> Tensor:
+        """Per-example reconstruction error of the clean input, (B, *input_shape) -> (B,): the training loss
+        (BCE, or MSE with ``loss=mse``) averaged over the example's values (``reprlab score``)."""
+        v = x.flatten(1)
+        if self.config.output == "sigmoid":
+            check_unit_interval(
+                v, f"model.loss={self.config.loss} with model.output=sigmoid", "score data on the training scale"
+            )
+        logits = self.decoder(self.encode(v))
+        if self.config.loss == "bce":
+            return F.binary_cross_entropy_with_logits(logits, v, reduction="none").mean(1)
+        return (self._out(logits) - v).pow(2).mean(1)
+
     def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         v = batch["x"].flatten(1)  # (B, D)
         noisy = v

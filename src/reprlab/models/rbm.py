@@ -88,6 +88,17 @@ class RBM(ReprModel):
         v = v.flatten(1)
         return self.visible_energy(v) - F.softplus(F.linear(v, self.W, self.c)).sum(1)
 
+    @torch.no_grad()
+    def anomaly_score(self, x: Tensor) -> Tensor:
+        """The free energy F(v) per example, (B, *input_shape) -> (B,): -log p(v) up to the constant log Z, so a
+        higher score means a less probable input (``reprlab score``). Bernoulli units need data in [0, 1]."""
+        v = x.flatten(1)
+        if self.config.visible == "bernoulli":
+            check_unit_interval(
+                v, "an RBM with model.visible=bernoulli", "score data on the scale the model was trained on"
+            )
+        return self.free_energy(v)
+
     def gibbs(self, v: Tensor, k: int, h_probs: Tensor | None = None) -> Tensor:
         """k steps v -> h -> v, sampling h always and v on all but the last step (unless sample_visible).
 

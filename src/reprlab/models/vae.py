@@ -160,6 +160,32 @@ class _VAE(ReprModel):
         log_p_x = self.log_likelihood(logits, xk).view(k, -1)  # (k, B)
         return log_p_x + log_p_z - log_q
 
+    @torch.no_grad()
+    def anomaly_score(self, x: Tensor, samples: int = 1, generator: torch.Generator | None = None) -> Tensor:
+        """Per-example anomaly score in nats, (B, *input_shape) -> (B,): the negative ELBO
+        -E_q[log p(x|z)] + KL(q(z|x) ‖ p(z)) estimated with one draw z ~ q(z|x) (``samples=1``), or the IWAE bound
+        -log (1/K) Σ_k p(x, z_k) / q(z_k|x) with K = ``samples`` draws, which is tighter. Draws come from
+        ``generator`` (default: seeded with 0, so a score is repeatable). Higher means less probable."""
+        if samples < 1:
+            raise ConfigError(f"samples must be >= 1, got {samples}")
+        was = self.training
+        self.eval()
+        try:
+            x = self.prepare(x)
+            g = generator if generator is not None else torch.Generator(device=x.device).manual_seed(0)
+            mu, logvar = self.encoder_params(x)  # (B, L)
+            eps = torch.randn(samples, *mu.shape, generator=g, device=mu.device, dtype=mu.dtype)
+            z = mu + torch.exp(0.5 * logvar) * eps  # (K, B, L)
+            logits = self.decode_logits(z.reshape(-1, mu.shape[1]))  # (K*B, ...)
+            xk = x.unsqueeze(0).expand(samples, *x.shape).reshape(-1, *x.shape[1:])
+            log_px = self.log_likelihood(logits, xk).view(samples, -1)  # (K, B)
+            if samples == 1:
+                return -log_px[0] + gaussian_kl(mu, logvar)
+            log_w = log_px + gaussian_log_prob(z) - gaussian_log_prob(z, mu, logvar)  # (K, B)
+            return -(torch.logsumexp(log_w, 0) - math.log(samples))
+        finally:
+            self.train(was)
+
     def test_metrics(self, test_source, nll_samples: int = 0, **_) -> dict[str, float]:
         """Test negative ELBO and (with ``nll_samples`` = k > 0) the IWAE NLL, both in nats."""
         from ..metrics.nll import iwae_nll

@@ -66,16 +66,31 @@ class StackSpec:
         if not self.layers or any(s < 1 for s in self.layers):
             raise ConfigError(f"layers must be positive sizes, got {self.layers}")
 
-    def layer_model(self, l: int, input_dim: int) -> tuple[str, dict[str, Any]]:
-        """Registry name and config of layer ``l`` (0-based) with ``input_dim`` inputs."""
-        h = self.layers[l]
+    def layer_model(self, index: int, input_dim: int, unit_interval: bool = True) -> tuple[str, dict[str, Any]]:
+        """Registry name and config of layer ``index`` (0-based) with ``input_dim`` inputs.
+
+        ``unit_interval``: whether the layer's inputs lie in [0, 1] (pixels; every upper layer sees sigmoid
+        codes). When they do not (standardized table columns), an RBM gets Gaussian visible units and an AE/DAE
+        layer a linear reconstruction with a squared-error loss, as their sigmoid/Bernoulli defaults need [0, 1].
+        """
+        h = self.layers[index]
         if self.layer_type == "rbm":
-            return "rbm", {"input_shape": (input_dim,), "hidden": h, "k": self.k, "persistent": self.persistent}
-        return "dense_ae_layer", {
+            cfg = {"input_shape": (input_dim,), "hidden": h, "k": self.k, "persistent": self.persistent}
+            return "rbm", cfg if unit_interval else {**cfg, "visible": "gaussian"}
+        cfg = {
             "input_shape": (input_dim,),
             "hidden": h,
             "corruption": self.corruption if self.layer_type == "dae" else 0.0,
         }
+        return "dense_ae_layer", cfg if unit_interval else {**cfg, "loss": "mse", "output": "identity"}
+
+
+def in_unit_interval(x: Tensor) -> bool:
+    """Whether every value of ``x`` lies in [0, 1] (pixels do; standardized table columns do not)."""
+    if len(x) == 0:
+        return True
+    lo, hi = (float(v) for v in torch.aminmax(x.detach()))
+    return lo >= 0.0 and hi <= 1.0
 
 
 @torch.no_grad()
@@ -144,7 +159,9 @@ def pretrain_stack(
     extra_meta: dict[str, Any] | None = None,
     on_layer_done: Callable[[int, list[nn.Module]], None] | None = None,
 ) -> Stack:
-    """Train ``spec.layers`` greedily on the unlabelled images ``x`` (N, C, H, W) in [0, 1].
+    """Train ``spec.layers`` greedily on the unlabelled inputs ``x``: images (N, C, H, W) in [0, 1], or rows
+    (N, D) of any real values, e.g. a standardized table (then the first layer has Gaussian/linear units, see
+    :meth:`StackSpec.layer_model`).
 
     Layer l trains on the codes of layers < l, which stay frozen (they are not given to the
     optimizer, and their codes are computed once). With ``out``, each layer is its own run
@@ -187,7 +204,9 @@ def _pretrain_layers(x, spec, trainer, out, resume, x_eval, meta, on_layer_done,
     layers: list[nn.Module] = []
     scores: list[dict[str, Any]] = []
     for l in range(len(spec.layers)):
-        name, cfg = spec.layer_model(l, h.shape[1])
+        # the data decides the first layer's units; the layers above read sigmoid codes in (0, 1)
+        in_unit = l > 0 or in_unit_interval(h)
+        name, cfg = spec.layer_model(l, h.shape[1], in_unit)
         layer_dir = out / f"layer{l + 1}" if out is not None else None
         done = layer_dir is not None and (layer_dir / "done.json").is_file()
         if done:
@@ -287,6 +306,73 @@ def finetune_epochs(n_labels: int, batch_size: int, steps: int) -> int:
     return max(1, math.ceil(steps / max(1, math.ceil(n_labels / batch_size))))
 
 
+def _own_parts(d: Any) -> dict[str, tuple[Tensor, Tensor]]:
+    """The train/val/test parts of an opened reader (FolderData, ArrayData, TableData) as tensors; labels are
+    -1 for unlabelled data."""
+    parts = {}
+    for part in ("train", "val", "test"):
+        rows = d.split.part(part)
+        batch = d.batches(part, max(len(rows), 1), shuffle=False).rows(rows)
+        x = batch["x"]
+        parts[part] = (x, batch["y"] if "y" in batch else torch.full((len(x),), -1, dtype=torch.long))
+    return parts
+
+
+def load_stack_data(data: Any, stats: dict | None = None, progress: bool = True) -> Any:
+    """The data ``pretrain`` and ``finetune`` read, as an :class:`~reprlab.data.images.ImageData` of tensors:
+    a built-in image dataset by name, or your own (``data.name`` a folder, .npz/.npy or .csv/.tsv, split and
+    read with ``data.reader_options()``). A table is standardised with ``stats`` when given (a stack's, so
+    fine-tuning sees its rows as the stack's first layer did), else with its training rows' statistics.
+    Own data records its reader's ``record()`` in ``info["data_source"]``; ``data.limit`` keeps the first N
+    training rows."""
+    from ..data import load_images
+    from ..data.images import ImageData
+    from ..data.spec import parse_data_spec
+
+    spec = parse_data_spec(data.name, "images", data.reader_options())
+    if spec.kind == "builtin":
+        return load_images(data.name, data.data_dir, data.val_size, data.limit)
+    from ..data.spec import open_data
+
+    over: dict[str, Any] = {}
+    if spec.kind == "folder":
+        over["progress"] = progress
+    if spec.kind == "table" and stats:
+        over["stats"] = dict(stats)
+    d = open_data(spec, **over)
+    parts = _own_parts(d)
+    if data.limit:
+        parts["train"] = tuple(t[: data.limit] for t in parts["train"])
+    return ImageData(
+        spec.text,
+        parts["train"],
+        parts["val"],
+        parts["test"],
+        tuple(d.classes),
+        spec.describe(),
+        {"data_source": d.record(), "reader": d},
+    )
+
+
+def check_same_data(d: Any, saved: dict | None, where: str | Path) -> None:
+    """DataError (one line) when ``d`` (from :func:`load_stack_data`) is not the data a stack recorded in
+    ``saved`` (its ``data_source``): its content fingerprint changed."""
+    from ..errors import DataError
+
+    now = data_record(d)
+    old = (saved or {}).get("fingerprint")
+    if old and (now or {}).get("fingerprint") != old:
+        raise DataError(
+            f"{d.name} changed since {where} was started on it (fingerprint {(now or {}).get('fingerprint')} != "
+            f"recorded {old}); restore that data, or start a new stack"
+        )
+
+
+def data_record(d: Any) -> dict[str, Any] | None:
+    """What a stack or a fine-tuning run records of its own data (path, fingerprint, split, statistics)."""
+    return getattr(d, "info", {}).get("data_source")
+
+
 @dataclass
 class FinetuneSetup:
     """What ``reprlab finetune`` trains on: the stack's dataset and the labelled examples drawn from it."""
@@ -300,24 +386,34 @@ class FinetuneSetup:
 
     def describe(self) -> str:
         how = "random init" if self.random_init else "from the stack"
+        what = "images" if len(self.data.input_shape) == 3 else "rows"
         return (
-            f"data: {self.data.name}: fine-tuning on {self.labels} labelled images ({how}), "
+            f"data: {self.data.name}: fine-tuning on {self.labels} labelled {what} ({how}), "
             f"testing on {len(self.data.test[0])}"
         )
 
 
 def prepare_finetune(
-    stack: Stack, stack_dir: str | Path, data: Any, labels: int | None, depth: int | None, random_init: bool, seed: int
+    stack: Stack,
+    stack_dir: str | Path,
+    data: Any,
+    labels: int | None,
+    depth: int | None,
+    random_init: bool,
+    seed: int,
+    stats: dict | None = None,
 ) -> FinetuneSetup:
-    """Load ``data`` (a DataConfig; its images must have the stack's input shape) and draw ``labels``
-    labelled training examples (None: all), stratified, with ``seed``."""
-    from ..data import load_images
-
-    d = load_images(data.name, data.data_dir, data.val_size, data.limit)
+    """Load ``data`` (a DataConfig; its inputs must have the stack's shape, see :func:`load_stack_data`;
+    ``stats``: the stack's table statistics) and draw ``labels`` labelled training examples (None: all),
+    stratified, with ``seed``."""
+    d = load_stack_data(data, stats)
+    reader = d.info.get("reader")
+    if reader is not None:
+        reader.require_labels(2)  # one line naming the data and what to pass, before any training
     x, y = d.train
     if tuple(x.shape[1:]) != tuple(stack.input_shape):
         raise ConfigError(
-            f"{d.name} images have shape {tuple(x.shape[1:])}, the stack was trained on {tuple(stack.input_shape)}"
+            f"{d.name} inputs have shape {tuple(x.shape[1:])}, the stack was trained on {tuple(stack.input_shape)}"
         )
     n = len(y) if labels is None else labels
     idx = label_subset(y, n, d.num_classes, seed)
@@ -362,6 +458,8 @@ def run_finetune(
             "random_init": setup.random_init,
         },
     }
+    if data_record(d) is not None:
+        run_config["data_source"] = data_record(d)
     x, y = d.train
     val = TensorBatches({"x": d.val[0], "y": d.val[1]}, 1024, shuffle=False) if len(d.val[0]) else None
     train = TensorBatches({"x": x[setup.idx], "y": y[setup.idx]}, trainer.batch_size, seed=trainer.seed)
