@@ -430,3 +430,10 @@ class DataConfig:
         out = {k: getattr(self, k) for k in (*keys, "lowercase", "strip_stress")}
         out["seed"] = out.pop("split_seed")
         return {k: v for k, v in out.items() if v is not None and v != ()}
+
+
+# A model's output-range settings. The values for data outside [0, 1] (a standardised table, real-valued
+# arrays); the images task fills them where a model has the field and the user set none of them.
+RANGE_SETTINGS = {"loss": "mse", "output": "identity", "likelihood": "gaussian", "visible": "gaussian"}
+# ... and the values that need data in [0, 1], refused for data outside it.
+BOUNDED_SETTINGS = {"loss": "bce", "output": "sigmoid", "likelihood": "bernoulli", "visible": "bernoulli"}

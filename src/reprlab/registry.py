@@ -7,7 +7,9 @@ import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .config import build
+from .config import BOUNDED_SETTINGS as _BOUNDED
+from .config import RANGE_SETTINGS, build
+from .plugins import load_plugins  # noqa: F401  (re-exported: reprlab.registry.load_plugins)
 from .errors import ConfigError
 
 
@@ -23,9 +25,6 @@ class ModelSpec:
 _MODELS: dict[str, ModelSpec] = {}
 _LOADED = False
 MODEL_PLUGINS = "reprlab.models"  # entry-point group of outside packages' models
-# the settings that decide which values a model can fit, and the values that fit data outside [0, 1]
-RANGE_SETTINGS = {"loss": "mse", "output": "identity", "likelihood": "gaussian", "visible": "gaussian"}
-_BOUNDED = {"loss": "bce", "output": "sigmoid", "likelihood": "bernoulli", "visible": "bernoulli"}
 
 
 def register_model(name: str, config: type, task: str = "images") -> Callable[[type], type]:
@@ -40,28 +39,6 @@ def register_model(name: str, config: type, task: str = "images") -> Callable[[t
         return cls
 
     return deco
-
-
-def load_plugins(group: str) -> None:
-    """Load every entry point of ``group`` (``reprlab.models``, ``reprlab.datasets``) that outside packages
-    declare: loading one imports its module, whose ``@register_model`` / ``@register_dataset`` calls run
-    (an entry point may also name a function, which is then called). A plugin that fails to load is a
-    ConfigError naming it, its package and the first line of what went wrong."""
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=group):
-        dist = getattr(getattr(ep, "dist", None), "name", None)
-        try:
-            obj = ep.load()
-            if callable(obj) and not isinstance(obj, type):
-                obj()
-        except Exception as e:  # a plugin may fail in any way; the user needs its name, not our traceback
-            first = (str(e).strip().splitlines() or [e.__class__.__name__])[0][:200]
-            owner = f" (package {dist})" if dist else ""
-            raise ConfigError(
-                f"plugin {ep.name!r} = {ep.value!r}{owner} in entry-point group {group} failed to load: "
-                f"{e.__class__.__name__}: {first}; fix or uninstall that package"
-            ) from None
 
 
 def _load_all() -> None:

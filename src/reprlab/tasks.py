@@ -22,7 +22,7 @@ from .config import DataConfig, TrainerConfig
 from .data.batches import BatchSource, TensorBatches
 from .data.spec import open_own_data
 from .errors import ConfigError, DataError
-from .registry import RANGE_SETTINGS as UNBOUNDED_SETTINGS  # filled for data outside [0, 1] where a model has them
+from .config import RANGE_SETTINGS as UNBOUNDED_SETTINGS  # filled for data outside [0, 1] where a model has them
 
 EVAL_BATCH = 1024  # validation and test batches, as the built-in datasets use
 

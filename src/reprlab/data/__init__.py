@@ -57,7 +57,7 @@ def _load_plugins() -> None:
     import pkgutil
 
     from .. import data as pkg
-    from ..registry import load_plugins
+    from ..plugins import load_plugins
 
     for mod in pkgutil.iter_modules(pkg.__path__):
         if mod.name not in ("batches", "images"):
