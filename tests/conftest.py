@@ -49,3 +49,37 @@ def run_subprocess(*args: str, timeout: float = 300, env: dict | None = None) ->
 def digits_args():
     """CLI flags for a seconds-long training run on scikit-learn's digits."""
     return ["--data", "digits", "--no-progress", "--trainer.tensorboard=false"]
+
+
+class Sealed:
+    """A test split that cannot be read: any use raises. ``seal_test`` wraps a loader's ``.test`` in it."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def _refuse(self, *_a, **_k):
+        raise AssertionError("the test split was read before the study made its choices (use ctx.read_test)")
+
+    __iter__ = __len__ = __getitem__ = __contains__ = __bool__ = _refuse
+
+    def __getattr__(self, name):
+        self._refuse()
+
+
+@pytest.fixture
+def seal_test(monkeypatch):
+    """``seal = seal_test``; ``seal(data)`` is ``data`` with its test split sealed: reading it raises until the
+    study calls ``ctx.read_test(data)``, which opens it (and after which ``ctx.choose`` refuses). Patch a
+    study's loader to return ``seal(...)`` to check that training and selection never read the test split."""
+    import dataclasses
+
+    from reprlab.studies.base import StudyContext
+
+    real = StudyContext.read_test
+
+    def read_test(self, data):
+        test = real(self, data)
+        return test.inner if isinstance(test, Sealed) else test
+
+    monkeypatch.setattr(StudyContext, "read_test", read_test)
+    return lambda data: dataclasses.replace(data, test=Sealed(data.test))

@@ -28,6 +28,7 @@ _ITEMS = {
     "findings": ("claim", "verdict", "evidence"),
     "tables": ("title", "columns", "rows"),
     "figures": ("path", "caption"),
+    "choices": ("what", "chosen", "split", "by"),  # optional: results.json files written before it lack it
 }
 
 
@@ -41,6 +42,8 @@ def check_result(obj: Any, path: Path) -> dict[str, Any]:
             raise ReprlabError(f"{path} is not a study's results: it has no {key!r}; {redo}")
         if not isinstance(obj[key], tp) or isinstance(obj[key], bool):
             raise ReprlabError(f"{path} is not a study's results: {key!r} has the wrong type; {redo}")
+    if not isinstance(obj.setdefault("choices", []), list):
+        raise ReprlabError(f"{path} is not a study's results: 'choices' has the wrong type; {redo}")
     for key, needed in _ITEMS.items():
         for item in obj[key]:
             if not isinstance(item, dict) or any(k not in item for k in needed):
@@ -78,6 +81,14 @@ def collect(folder: Path) -> list[dict[str, Any]]:
     return sorted(out, key=lambda s: (s.get("order", 999), s["study"]))
 
 
+CHOICES_TITLE = "How choices were made (never on the test split)"
+
+
+def candidates(scores: dict[str, float]) -> str:
+    """'a 0.812, b 0.799': each candidate with its score on the choosing split."""
+    return ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
+
+
 def markdown(studies: list[dict[str, Any]]) -> str:
     lines = ["# reprlab report", ""]
     for s in studies:
@@ -98,6 +109,13 @@ def markdown(studies: list[dict[str, Any]]) -> str:
             if t.get("note"):
                 lines += ["", t["note"]]
             lines.append("")
+        if s["choices"]:
+            lines += [f"**{CHOICES_TITLE}**", "", "| choice | chosen | on | by | candidates |", "|---|---|---|---|---|"]
+            lines += [
+                f"| {c['what']} | {c['chosen']} | {c['split']} | {c['by']} | {candidates(c.get('scores', {}))} |"
+                for c in s["choices"]
+            ]
+            lines.append("")
         for n in s.get("notes", []):
             lines.append(f"- {n}")
         lines.append("")
@@ -111,8 +129,9 @@ def build_report(folder: Path) -> tuple[Path, Path]:
 
     studies = collect(Path(folder))
     env = Environment(loader=PackageLoader("reprlab", "report/templates"), autoescape=select_autoescape(["html", "j2"]))
+    env.filters["candidates"] = candidates
     html = env.get_template("index.html.j2").render(
-        studies=studies, generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+        studies=studies, choices_title=CHOICES_TITLE, generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     )
     hp, mp = Path(folder) / "index.html", Path(folder) / "report.md"
     atomic_write_text(hp, html)

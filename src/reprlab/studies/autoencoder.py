@@ -59,7 +59,8 @@ def _knn_acc(z_tr, y_tr, z_te, y_te) -> float:
 @register_study("autoencoder", "Autoencoders vs PCA", order=10)
 def run(ctx: StudyContext) -> StudyResult:
     p = PRESETS[ctx.preset]
-    data, (x_tr, y_tr), (x_te, y_te) = ctx.images(p["dataset"], p["n_train"])
+    data, (x_tr, y_tr) = ctx.images(p["dataset"], p["n_train"])
+    x_te, y_te = ctx.read_test(data)
     flat_tr, flat_te = x_tr.flatten(1).numpy(), x_te.flatten(1).numpy()
     res = StudyResult(
         "autoencoder",

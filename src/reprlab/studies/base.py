@@ -4,6 +4,11 @@ A study is a function ``run(ctx: StudyContext) -> StudyResult`` registered with
 ``@register_study(name, claim=...)``. It trains what it needs (through the engine), writes
 PNG figures into ``ctx.out``, and returns tables and a verdict *computed from the numbers*.
 
+The selection rule (DESIGN.md section 8): every choice a study makes (a hyper-parameter, a recipe, the
+"best" method, an epoch, an ensemble size) goes through :meth:`StudyContext.choose` on a validation split,
+and is recorded in ``results.json`` with the split that made it; the test split is read through
+:meth:`StudyContext.read_test`, once the choices are made, and ``choose`` refuses after that.
+
 Presets: ``smoke`` (seconds, for tests), ``quick`` (the demo: all studies in ~15 minutes on
 2 CPU cores), ``full`` (published-quality numbers; may take hours).
 """
@@ -49,6 +54,17 @@ class Finding:
 
 
 @dataclass
+class Choice:
+    """One choice a study made: what was chosen among which candidates, by which score on which split."""
+
+    what: str
+    chosen: str
+    split: str  # the split that decided, e.g. "validation (5,000 images held out of the training split)"
+    by: str  # the score, e.g. "FD-classifier, lower is better"
+    scores: dict[str, float] = field(default_factory=dict)  # candidate -> its score on ``split``
+
+
+@dataclass
 class StudyResult:
     study: str
     title: str
@@ -60,6 +76,7 @@ class StudyResult:
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)  # raw numbers, for re-plotting
+    choices: list[Choice] = field(default_factory=list)  # run_study copies them from the context
     seconds: float = 0.0
     order: int = 100  # the study's place in the report (run_study copies it from the registration)
 
@@ -91,21 +108,45 @@ class StudyContext:
     data_dir: str | None = None
     seeds: tuple[int, ...] = (0, 1, 2)
     progress: bool = True
+    choices: list[Choice] = field(default_factory=list)
+    test_read: bool = False  # set by read_test; choose refuses after it
+
+    def choose(self, what: str, scores: dict[Any, float], *, split: str, by: str, lower_is_better: bool = False):
+        """The candidate (a key of ``scores``) with the best score on ``split``, recorded for the report.
+
+        ``split`` must not be the test split, and no choice may follow :meth:`read_test`: both raise, since
+        a number chosen on the test split and then reported on it is biased (DESIGN.md section 8)."""
+        if not scores:
+            raise ValueError(f"nothing to choose from for {what!r}")
+        if self.test_read:
+            raise RuntimeError(f"study {self.name!r} chose {what!r} after reading the test split")
+        if "test" in split.lower():
+            raise ValueError(f"study {self.name!r} would choose {what!r} on {split!r}: choose on a validation split")
+        pick = (min if lower_is_better else max)(scores, key=lambda k: scores[k])
+        self.choices.append(Choice(what, str(pick), split, by, {str(k): float(v) for k, v in scores.items()}))
+        return pick
+
+    def read_test(self, data):
+        """``data.test``: the test split, read to report once every choice is made (after this, ``choose``
+        refuses). Tests replace it to make the split unreadable before then."""
+        self.test_read = True
+        return data.test
 
     def path(self, name: str) -> Path:
         return self.out / name
 
     def images(self, dataset: str, n_train: int = 0):
-        """``(data, (x_train, y_train), (x_test, y_test))`` of an image dataset: ``data`` is the whole
-        ``ImageData`` (5,000 validation images held out of Fashion-MNIST's training split; digits keeps
-        all of its own), and the training tensors are cut to the first ``n_train`` when ``n_train`` > 0."""
+        """``(data, (x_train, y_train))`` of an image dataset: ``data`` is the whole ``ImageData`` (5,000
+        validation images held out of Fashion-MNIST's training split; digits keeps all of its own), and the
+        training tensors are cut to the first ``n_train`` when ``n_train`` > 0. Its test split comes from
+        :meth:`read_test`."""
         from ..data import load_images
 
         data = load_images(dataset, self.data_dir, val_size=0 if dataset == "digits" else 5000)
         x, y = data.train
         if n_train:
             x, y = x[:n_train], y[:n_train]
-        return data, (x, y), data.test
+        return data, (x, y)
 
 
 @dataclass(frozen=True)
@@ -190,6 +231,7 @@ def run_study(
     t0 = time.perf_counter()
     result = spec.fn(ctx)
     result.seconds = time.perf_counter() - t0
+    result.choices = list(ctx.choices)
     result.title, result.order = spec.title, spec.order  # what the report orders and titles by: it imports no study
     atomic_write_text(out / "results.json", json.dumps(result.to_json(), indent=2, default=_jsonable) + "\n")
     return result

@@ -150,7 +150,8 @@ def _vae_samples(x: torch.Tensor, p: dict, seed: int, n: int, progress: bool):
 def run(ctx: StudyContext) -> StudyResult:
     p = PRESETS[ctx.preset]
     seeds = tuple(ctx.seeds[: p["seeds"]]) if ctx.preset != "full" else tuple(ctx.seeds)
-    data, (x_tr, _), (x_te, _) = ctx.images(p["dataset"], p["n_train"])
+    data, (x_tr, _) = ctx.images(p["dataset"], p["n_train"])
+    x_te, _ = ctx.read_test(data)
     res = StudyResult(
         "gan",
         "GANs: DCGAN objectives, FD-classifier and class coverage",

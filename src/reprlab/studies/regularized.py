@@ -135,7 +135,8 @@ def _independent_bernoulli_nll(x_train: torch.Tensor, x_test_bin: torch.Tensor) 
 @register_study("regularized", "Regularized autoencoders: sparse, denoising, variational", order=20)
 def run(ctx: StudyContext) -> StudyResult:
     p = PRESETS[ctx.preset]
-    data, (x_tr, y_tr), (x_te, y_te) = ctx.images(p["dataset"], p["n_train"])
+    data, (x_tr, y_tr) = ctx.images(p["dataset"], p["n_train"])
+    x_te, y_te = ctx.read_test(data)
     shape, k, seeds = tuple(x_tr.shape[1:]), p["code"], ctx.seeds
     res = StudyResult(
         "regularized",
