@@ -237,7 +237,7 @@ def test_transformer_study_batch_order_follows_the_seed(tmp_path, monkeypatch):
     class Untrained:  # what the study reads from a trained model and its batch source
         tokens, elapsed = 1, 1.0
 
-        def predict(self, words):
+        def predict(self, words, beam=1):
             return [("AH",)] * len(words)
 
     def record(name, cfg, train, seconds, seed, batch, lr=1e-3):
