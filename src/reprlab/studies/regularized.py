@@ -9,6 +9,10 @@ At one code size it trains a plain autoencoder (sigmoid codes, no penalty), a sp
 * linear-probe (logistic regression) accuracy of each code, against raw pixels and PCA;
 * for the VAE: test NLL (IWAE), against an independent-pixel baseline, samples, interpolations
   and a 2-D latent map.
+
+The study chooses nothing from data: ρ, λ, the denoising σ, the code size, the epochs and the learning rates
+are fixed constants (the study searches over none of them), and every model is reported. It trains every
+model first and reads the test split once, after training (DESIGN.md section 8).
 """
 
 from __future__ import annotations
@@ -52,8 +56,10 @@ PRESETS = {
         probe_iter=100,
         levels=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
     ),
-    # the full VAE is the best quality-target run of docs/regularized.md: gated 300-300 layers, batch 128, Adam 1e-3
-    # with a cosine decay over 400 epochs, KL warm-up over 43,000 steps (100 epochs)
+    # the full VAE is the gated quality-target run of docs/regularized.md: gated 300-300 layers, batch 128, Adam 1e-3
+    # with a cosine decay over 400 epochs, KL warm-up over 43,000 steps (100 epochs). Of the two recipes run there it
+    # is also the better by validation -ELBO at epoch 400 (230.3 nats against 231.6 for the ReLU 512-256 run, both on
+    # the 5,000 images held out of the training split), so the choice stands on validation; the test NLLs are reported
     "full": dict(
         dataset="fashion-mnist",
         n_train=0,
@@ -71,6 +77,8 @@ PRESETS = {
         vae_gated=True,
     ),
 }
+# fixed constants, not searched over by the study on any split: the sparsity target ρ, the penalty weight λ, and
+# the Gaussian noise std the denoising AE trains with
 RHO, SPARSITY_WEIGHT, DAE_NOISE = 0.05, 0.05, 0.3
 
 
@@ -136,7 +144,6 @@ def _independent_bernoulli_nll(x_train: torch.Tensor, x_test_bin: torch.Tensor) 
 def run(ctx: StudyContext) -> StudyResult:
     p = PRESETS[ctx.preset]
     data, (x_tr, y_tr) = ctx.images(p["dataset"], p["n_train"])
-    x_te, y_te = ctx.read_test(data)
     shape, k, seeds = tuple(x_tr.shape[1:]), p["code"], ctx.seeds
     res = StudyResult(
         "regularized",
@@ -180,6 +187,27 @@ def run(ctx: StudyContext) -> StudyResult:
                     **cfg,
                 )
             )
+    # a VAE with a 2-D latent space, for the latent map
+    vae2 = _train(
+        "vae_mlp",
+        x_tr,
+        seeds[0],
+        p["vae_epochs"],
+        ctx.progress,
+        train=p.get("vae_train"),
+        latent_dim=2,
+        hidden=p["vae_hidden"],
+        binarize=True,
+    )
+    n_probe = p["n_probe"] or len(x_tr)
+    xp, yp = x_tr[:n_probe], y_tr[:n_probe].numpy()
+    flat_p = xp.flatten(1).numpy()
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=k, svd_solver="randomized", random_state=0).fit(flat_p)
+
+    # every model is trained: now read the test split, once, to score them
+    x_te, y_te = ctx.read_test(data)
 
     # ---------------------------------------------------------------- robustness to noise
     levels = p["levels"]
@@ -296,12 +324,7 @@ def run(ctx: StudyContext) -> StudyResult:
         res.figures.append(Figure(fname, f"The first 64 encoder weight vectors of the {name}, each scaled to [0, 1]."))
 
     # ---------------------------------------------------------------- linear probes
-    n_probe = p["n_probe"] or len(x_tr)
-    xp, yp = x_tr[:n_probe], y_tr[:n_probe].numpy()
-    flat_p, flat_te = xp.flatten(1).numpy(), x_te.flatten(1).numpy()
-    from sklearn.decomposition import PCA
-
-    pca = PCA(n_components=k, svd_solver="randomized", random_state=0).fit(flat_p)
+    flat_te = x_te.flatten(1).numpy()
     it, yt = p["probe_iter"], y_te.numpy()
     from threadpoolctl import threadpool_limits
 
@@ -372,17 +395,6 @@ def run(ctx: StudyContext) -> StudyResult:
         ),
         Figure("vae_reconstructions.png", "Test images (top) and the VAE's reconstructions from μ (bottom)."),
     ]
-    vae2 = _train(
-        "vae_mlp",
-        x_tr,
-        seeds[0],
-        p["vae_epochs"],
-        ctx.progress,
-        train=p.get("vae_train"),
-        latent_dim=2,
-        hidden=p["vae_hidden"],
-        binarize=True,
-    )
     n = min(3000, len(x_te))
     z2 = codes(vae2, x_te[:n]).numpy()
     scatter_2d(
@@ -403,6 +415,10 @@ def run(ctx: StudyContext) -> StudyResult:
             "nll_samples": p["nll_k"],
             "code_dim": k,
         }
+    )
+    res.notes.append(
+        f"No setting was chosen from data: ρ = {RHO}, λ = {SPARSITY_WEIGHT}, the denoising σ = {DAE_NOISE}, the code "
+        "size, epochs and learning rates are fixed constants; every model was trained before the test split was read."
     )
     if ctx.preset != "full":
         res.notes.append(
