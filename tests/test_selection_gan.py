@@ -57,3 +57,21 @@ def test_coverage_from_features_matches_class_coverage():
     hist, covered = _coverage(clf, classifier_features(clf, x).detach())
     want_hist, want_covered = class_coverage(clf, x)
     assert np.allclose(hist, want_hist) and covered == want_covered
+
+
+def test_the_quick_recipe_is_the_one_the_validation_script_chose():
+    """RECIPES["quick"] are the winners of experiments/gan_quick_recipe.py, which scores on validation only."""
+    from pathlib import Path
+
+    from reprlab.studies.gan import RECIPES
+
+    out = json.loads((Path(__file__).parents[1] / "experiments" / "out" / "gan_quick_recipe.json").read_text())
+    assert "validation" in out["split"] and "test" not in out["split"].lower()
+    rows = {r["name"]: r for r in out["candidates"]}
+    for obj, key in (("non-saturating", "NS"), ("minimax", "MM"), ("wgan-gp", "WGP")):
+        group = "wgan-gp" if obj == "wgan-gp" else "non-saturating and minimax"
+        r = rows[f"{key} {out['best'][group]}"]
+        want = RECIPES["quick"][obj]
+        assert (r["lr"], *r["betas"], r["ema"], r["n_critic"]) == (
+            want["lr"], want["beta1"], want["beta2"], want["ema"], want["n_critic"]
+        )  # fmt: skip

@@ -80,12 +80,16 @@ PRESETS = {
     ),
 }
 # Adam settings per objective. The quick recipe was chosen on VALIDATION FD-classifier only (5,000 images held
-# out of Fashion-MNIST's training split, never the test split) by experiments/gan_quick_recipe.py, whose output
-# is experiments/out/gan_quick_recipe.json; the full preset keeps the DCGAN / WGAN-GP papers' settings.
+# out of Fashion-MNIST's training split; the test split is never loaded) by experiments/gan_quick_recipe.py, whose
+# output is experiments/out/gan_quick_recipe.json (one seed, 3 epochs of 5,120 images at widths 16): the two GAN
+# losses share the recipe with the lowest mean of their validation FDs (lr 2e-3, betas (0, 0.99): 252, against 408
+# for the DCGAN defaults lr 2e-4, betas (0.5, 0.999); an EMA of G at 0.95 gave 256), and WGAN-GP's lowest was lr 2e-3,
+# betas (0, 0.9), n_critic 2 (289, against 610 at lr 2e-4, betas (0.5, 0.9); 303 with the EMA). The full preset
+# keeps the DCGAN / WGAN-GP papers' settings.
 RECIPES = {
     "quick": {
-        "non-saturating": dict(lr=2e-3, beta1=0.0, beta2=0.99, ema=0.95, n_critic=1),
-        "minimax": dict(lr=2e-3, beta1=0.0, beta2=0.99, ema=0.95, n_critic=1),
+        "non-saturating": dict(lr=2e-3, beta1=0.0, beta2=0.99, ema=0.0, n_critic=1),
+        "minimax": dict(lr=2e-3, beta1=0.0, beta2=0.99, ema=0.0, n_critic=1),
         "wgan-gp": dict(lr=2e-3, beta1=0.0, beta2=0.9, ema=0.0, n_critic=2),
     },
     "dcgan": {
