@@ -3,6 +3,8 @@ penalty against a hand computation, the fixed-noise grid, sampling from a run, a
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 from torch import nn
@@ -260,7 +262,14 @@ def test_gan_study_smoke(tmp_path):
     for obj, scores in r.data["scores"].items():
         assert scores[0]["fd"] > floor >= 0  # two epochs of a tiny GAN do not beat real images
         assert 1 <= scores[0]["coverage"] <= 10 and sum(scores[0]["hist"]) == pytest.approx(1.0)
-    t3 = next(f for f in r.findings if f.claim.startswith("Target 3"))
+    # the best objective is the one with the lowest mean validation FD; Target 3 tests its test FD by the 2σ rule
     best = r.data["best"]
-    ratio = min(s[0]["fd"] for s in r.data["scores"].values()) / floor
-    assert t3.verdict == ("supported" if ratio <= 5 else "not supported") and best in r.data["scores"]
+    fd_val = {o: np.mean([s["fd_val"] for s in sc]) for o, sc in r.data["scores"].items()}
+    assert best == min(fd_val, key=fd_val.get) and len(r.data["scores"][best]) == 3
+    m, sd = (
+        np.mean([s["fd"] for s in r.data["scores"][best]]),
+        np.std([s["fd"] for s in r.data["scores"][best]], ddof=1),
+    )
+    t3 = next(f for f in r.findings if f.claim.startswith("Target 3"))
+    want = "supported" if m + 2 * sd <= 5 * floor else ("not supported" if m - 2 * sd > 5 * floor else "inconclusive")
+    assert t3.verdict == want
