@@ -539,10 +539,12 @@ def test_study_scores_fashion_m_by_photo_and_on_held_out_training_photo_images(t
         epochs=1,
         batch=64,
         optimizer="sgd",
-        lr=3e-2,
+        lrs=(3e-2,),
         lr_schedule="cosine",
         model=dict(channels=(4, 8), standardize="channel"),
         test_limit=600,
+        every=1,
+        n_val=200,
     )
     monkeypatch.setitem(adaptation.PRESETS, "smoke", {"fashion": tiny})
     res = run_study("adaptation", "smoke", tmp_path, progress=False)

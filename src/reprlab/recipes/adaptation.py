@@ -24,12 +24,15 @@ def train_method(
     threads: int = 0,
     optimizer: str = "adam",
     lr_schedule: str = "constant",
+    callbacks=(),
     **model,
 ):
     """Train one method on (source, target) ImageData in memory; returns the model in eval mode.
 
-    The source's labels and the target's images train it (the target's labels only for the
-    ``target-oracle`` ceiling); ``model`` sets the model's other config fields."""
+    The source's labels and the target's images train it: the target's labels go into the batches only for
+    the ``target-oracle`` ceiling (every other method gets the target's images alone, so nothing in its
+    training can read a target label). ``callbacks``: functions ``fn(epoch, model)`` run after each epoch
+    (e.g. to score or keep each epoch's weights); ``model`` sets the model's other config fields."""
     from ..data.domains import PairedBatches
     from ..models.adaptation import model_name
 
@@ -48,7 +51,14 @@ def train_method(
         optimizer=optimizer,
         lr_schedule=lr_schedule,
     )
-    fit(m, PairedBatches(source.train, target.train, batch, seed=seed), cfg, description=f"{method} seed={seed}")
+    t_train = target.train if method == "target-oracle" else (target.train[0], None)
+    fit(
+        m,
+        PairedBatches(source.train, t_train, batch, seed=seed),
+        cfg,
+        callbacks=callbacks,
+        description=f"{method} seed={seed}",
+    )
     return m.eval()
 
 
