@@ -138,3 +138,20 @@ def test_a_candidate_with_a_non_finite_score_ranks_last(bad):
     scores = runs.mean_score("im")
     assert scores["lr 0.001, epoch 2"] == -float("inf")
     assert max(scores, key=scores.get) == "lr 0.001, epoch 1"
+
+
+def test_a_built_in_pair_validates_on_the_source_and_reports_the_target_held_out_once():
+    """The per-epoch validation of `reprlab adapt` on a built-in pair reads the source's validation split, so
+    trainer.early_stop cannot select on target labels; the target's held-out images are only a final score."""
+    import torch
+
+    from reprlab.config import DataConfig, TrainerConfig
+    from reprlab.data.domains import domain_task, load_domain_pair
+
+    data = DataConfig(name="moons", val_size=100)
+    task = domain_task(data, TrainerConfig(batch_size=32))
+    s, t = load_domain_pair("moons", "moons-rotated", None, 100, 0)
+    val = torch.cat([b["x"] for b in task.val.epoch(0)])
+    held_out = torch.cat([b["x"] for b in task.extras["target_val"].epoch(0)])
+    assert torch.equal(val, s.val[0]) and not torch.equal(val, t.val[0])
+    assert torch.equal(held_out, t.val[0])

@@ -430,16 +430,18 @@ class PairedBatches:
 
 @register_task("domains")
 def domain_task(data: DataConfig, trainer: TrainerConfig, saved: dict | None = None) -> TaskData:
-    """Source (labelled) + target (unlabelled) training batches; validation and test on the target.
+    """Source (labelled) + target (unlabelled) training batches; validation on the source's validation split
+    (no target label is read to validate, so ``trainer.early_stop`` cannot select on one), test on the target.
+    The target's held-out validation images (``extras['target_val']``) are scored once, with the test, to report.
 
-    A pair of your own data (``SOURCE => TARGET`` paths, see :func:`own_domain_task`) validates on the source
-    instead, and reads the target's labels only in its test. ``saved``: the ``data_source`` a run recorded."""
+    A pair of your own data (``SOURCE => TARGET`` paths, see :func:`own_domain_task`) validates on the source too,
+    and reads the target's labels only in its test. ``saved``: the ``data_source`` a run recorded."""
     s_name, t_name = resolve_pair(data.name)
     if is_own(s_name) or is_own(t_name):
         return own_domain_task(s_name, t_name, data, trainer, saved)
     s, t = load_domain_pair(s_name, t_name, data.data_dir, data.val_size, data.limit)
     train = PairedBatches(s.train, t.train, trainer.batch_size, seed=trainer.seed)
-    val = TensorBatches({"x": t.val[0], "y": t.val[1]}, 1024, shuffle=False) if len(t.val[0]) else None
+    val = TensorBatches({"x": s.val[0], "y": s.val[1]}, 1024, shuffle=False) if len(s.val[0]) else None
     test = TensorBatches({"x": t.test[0], "y": t.test[1]}, 1024, shuffle=False)
     return TaskData(
         train,
@@ -447,9 +449,10 @@ def domain_task(data: DataConfig, trainer: TrainerConfig, saved: dict | None = N
         test,
         {"input_shape": s.input_shape, "num_classes": s.num_classes, "num_target": len(t.train[0])},
         f"{s_name} -> {t_name}: {len(s.train[0])} labelled source / {len(t.train[0])} unlabelled target train, "
-        f"{len(t.val[0])} target val / {len(t.test[0])} target test",
+        f"{len(s.val[0])} source val / {len(t.test[0])} target test",
         extras={
             "source_test": TensorBatches({"x": s.test[0], "y": s.test[1]}, 1024, shuffle=False),
+            "target_val": TensorBatches({"x": t.val[0], "y": t.val[1]}, 1024, shuffle=False) if len(t.val[0]) else None,
             "pair": (s, t),  # the (source, target) ImageData
         },
     )

@@ -107,6 +107,8 @@ def score_adaptation(
         scores["target/test_acc"] = evaluate_model(model, task.test)["acc"]
     if task.extras.get("source_test") is not None:
         scores["source/test_acc"] = evaluate_model(model, task.extras["source_test"])["acc"]
+    if task.extras.get("target_val") is not None:  # reported beside the test, never used to choose
+        scores["target/val_acc"] = evaluate_model(model, task.extras["target_val"])["acc"]
     seconds = time.perf_counter() - started
     by_photo = {}
     if target == "fashion-m":

@@ -54,7 +54,7 @@ PRESETS = {
             lrs=(1e-3, 3e-3),
             lr_schedule="constant",
             model={},
-            every=10,
+            every=20,
             n_val=150,
         ),
         # quick scores on the first 5,000 test images of each domain (evaluation was a third of its time)
@@ -68,7 +68,7 @@ PRESETS = {
             model=_FASHION_MODEL,
             test_limit=5000,
             every=1,
-            n_val=1000,
+            n_val=500,
         ),
     },
     "full": {
