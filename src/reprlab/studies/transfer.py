@@ -165,8 +165,8 @@ def _reach(curve: list[dict], goal: float) -> dict | None:
 def _run_setting(key: str, p: dict, ctx: StudyContext, res: StudyResult) -> dict:
     """Train every method of setting ``key`` at every budget and seed, scoring them on validation only.
 
-    The fitted models stay in ``out["_fitted"]`` as predict functions; :func:`_score_on_test` reads the test
-    split once the study has made its choices."""
+    The fitted models stay in ``out["_fitted"]`` (a network, or a scikit-learn head with the kind of frozen
+    features it reads); :func:`_score_on_test` reads the test split once the study has made its choices."""
     s = SETTINGS[key]
     source, src_d, src_n, src_sec = _train_source(s["source"], p, ctx.data_dir, 0)
     d = load_images(s["target"], ctx.data_dir)
@@ -317,16 +317,6 @@ def run(ctx: StudyContext) -> StudyResult:
         ]  # fmt: skip
         res.tables.append(
             Table(
-                f"{s['title']}: validation accuracy on {out['target']} (mean ± std, {len(seeds)} seeds)",
-                ["method"] + [f"{b} labels/class" for b in budgets],
-                vrows,
-                f"The final models on {out['n_val']} validation images held out of {out['target']}'s training split. "
-                "The best transfer method at each budget is chosen here (marked), and only its test accuracy "
-                "enters the findings and the targets.",
-            )
-        )
-        res.tables.append(
-            Table(
                 f"{s['title']}: test accuracy on {out['target']} (mean ± std, {len(seeds)} seeds)",
                 ["method"] + [f"{b} labels/class" for b in budgets],
                 rows,
@@ -345,6 +335,16 @@ def run(ctx: StudyContext) -> StudyResult:
                 + "SVM: RBF, C=10; logreg: multinomial logistic regression; both on standardized frozen features "
                 "(globally pooled, as the linear head sees them; 'spatial': the last two blocks average-pooled to "
                 f"{SPATIAL_GRID}x{SPATIAL_GRID}).",
+            )
+        )
+        res.tables.append(
+            Table(
+                f"{s['title']}: validation accuracy on {out['target']} (mean ± std, {len(seeds)} seeds)",
+                ["method"] + [f"{b} labels/class" for b in budgets],
+                vrows,
+                f"The final models on {out['n_val']} validation images held out of {out['target']}'s training split. "
+                "The best transfer method at each budget is chosen here (marked), and only its test accuracy "
+                "enters the findings and the targets.",
             )
         )
         # time to reach scratch's final validation accuracy
