@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..recipes.transfer import accuracy, classical_head, target_model
 from ..config import TrainerConfig
@@ -49,19 +50,48 @@ METHODS = (
     "fine-tune last-k",
     "fine-tune all",
 )
-# scikit-learn heads on frozen features: (head, feature kind); "spatial" = the last two blocks pooled to 2x2
+# scikit-learn heads on frozen features: (head, feature kind); "spatial" = the last two blocks average-pooled to
+# a SPATIAL_GRID x SPATIAL_GRID grid each
 CLASSICAL = {
     "frozen + SVM": ("svm", "pooled"),
     "frozen + logreg": ("logreg", "pooled"),
     "frozen + SVM, spatial": ("svm", "spatial"),
 }
 NETS = {"scratch": "scratch", "frozen + linear": "frozen", "fine-tune last-k": "last-k", "fine-tune all": "all"}
-# one learning rate for every target run (scratch trains all of its weights at it; fine-tuning trains the
-# backbone at LR * BACKBONE_LR_MULT); LR chosen on (a) at 10 labels/class, where it suited scratch best.
-# BACKBONE_LR_MULT: on (a) at 10 labels/class (3 seeds, quick source) fine-tune all gave 0.797 / 0.817 / 0.822 at
-# 0.1 / 0.3 / 1.0 (0.831 / 0.842 at 0.3 / 1.0 with the probe head), and 0.849 / 0.850 at 0.3 / 1.0 with a width-32
-# source: the source classes differ from the target's, so the backbone has to move as fast as scratch's weights.
-LR, BACKBONE_LR_MULT, BATCH, SOURCE_LR = 1e-2, 1.0, 64, 5e-3
+# The constants below were chosen on VALIDATION images (held out of the target's training split, never the test
+# split) by experiments/transfer_choices.py, on (a) at 10 labels/class over 3 seeds with the quick source; its
+# scores are in experiments/out/transfer_choices.json / .txt. In the order it chooses them:
+# - LR, one learning rate for every target run (scratch trains all its weights at it, fine-tuning trains the
+#   backbone at LR * BACKBONE_LR_MULT): the candidate where scratch, the baseline, scores best;
+# - BACKBONE_LR_MULT and LP-FT (the transferred head starts as a logistic-regression probe instead of at
+#   random): fine-tune all's best at that LR;
+# - SPATIAL_GRID, the pooling grid of the spatial features: frozen + SVM, spatial's best.
+# Validation accuracy there (mean of 3 seeds): LR 3e-3 / 1e-2 / 3e-2 -> scratch 0.800 / 0.807 / 0.800;
+# BACKBONE_LR_MULT 0.1 / 0.3 / 1.0 -> fine-tune all 0.806 / 0.822 / 0.831 (the source classes differ from the
+# target's, so the backbone has to move as fast as the head); LP-FT head 0.831 against a random head 0.812;
+# SPATIAL_GRID 1 / 2 / 3 / 4 -> frozen + SVM 0.768 / 0.836 / 0.847 / 0.842. (Classifier.spatial_features, which
+# `reprlab transfer --features spatial` uses, keeps 2x2; the study pools with _features below.)
+LR, BACKBONE_LR_MULT, LP_FT, SPATIAL_GRID = 1e-2, 1.0, True, 3
+BATCH, SOURCE_LR = 64, 5e-3
+
+
+def _features(model, x: torch.Tensor, kind: str, grid: int | None = None, batch_size: int = 1024) -> torch.Tensor:
+    """Frozen features of images ``x``: ``pooled`` (what the linear head sees) or ``spatial`` (the last two blocks'
+    outputs, each average-pooled to a ``grid`` x ``grid`` grid (SPATIAL_GRID by default) and concatenated)."""
+    if kind != "spatial":
+        return model.features(x, batch_size=batch_size, kind=kind)
+    g = SPATIAL_GRID if grid is None else grid
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        out = torch.cat(
+            [
+                torch.cat([F.adaptive_avg_pool2d(o, g).flatten(1) for o in model.backbone.forward_blocks(xb)[-2:]], 1)
+                for xb in x.split(batch_size)
+            ]
+        )
+    model.train(was)
+    return out
 
 
 def _trainer_cfg(epochs: int, steps: int, batch: int, lr: float, seed: int) -> TrainerConfig:
@@ -71,6 +101,8 @@ def _trainer_cfg(epochs: int, steps: int, batch: int, lr: float, seed: int) -> T
 
 
 def _train_source(name: str, p: dict, data_dir, seed: int):
+    """(trained source model, its data, images trained on, seconds); its test accuracy is read later, after the
+    study's choices (see :func:`_score_on_test`)."""
     d = load_images(name, data_dir)
     x, y = d.train
     if p["src_n"]:
@@ -84,7 +116,7 @@ def _train_source(name: str, p: dict, data_dir, seed: int):
     t0 = time.perf_counter()
     cfg = _trainer_cfg(p["src_epochs"], 0, 128, SOURCE_LR, seed)
     fit(model, TensorBatches({"x": x, "y": y}, 128, seed=seed), cfg, description=f"source {name}")
-    return model.eval(), accuracy(model, *d.test), len(x), time.perf_counter() - t0
+    return model.eval(), d, len(x), time.perf_counter() - t0
 
 
 class _TrainClock(Callback):
@@ -108,8 +140,11 @@ class _TrainClock(Callback):
         self.last = time.perf_counter()  # evaluation time is not training time
 
 
-def _fit_curve(model, x, y, xv, yv, steps: int, seed: int, points: int, setup_seconds: float = 0.0) -> dict:
-    """Train ``model`` for ``steps`` steps; validation accuracy at about ``points`` step counts, with train seconds.
+def _fit_curve(
+    model, x, y, xv, yv, steps: int, seed: int, points: int, setup_seconds: float = 0.0, lr: float | None = None
+) -> dict:
+    """Train ``model`` for ``steps`` steps at ``lr`` (LR by default); validation accuracy at about ``points`` step
+    counts, with train seconds.
 
     ``setup_seconds`` (the head's standardization and probe fit) count as training time from the start.
     """
@@ -119,7 +154,7 @@ def _fit_curve(model, x, y, xv, yv, steps: int, seed: int, points: int, setup_se
     marks = {int(round(steps * (j + 1) / points)) for j in range(points)}
     curve: list[dict] = []
     clock = _TrainClock(setup_seconds, bpe, steps, marks, xv, yv)
-    cfg = replace(_trainer_cfg(epochs, steps, batch, LR, seed), lr_schedule="cosine")
+    cfg = replace(_trainer_cfg(epochs, steps, batch, LR if lr is None else lr, seed), lr_schedule="cosine")
     fit(model, TensorBatches({"x": x, "y": y}, batch, seed=seed), cfg, callbacks=[clock], description="target")
     curve = clock.curve
     return {"curve": curve, "seconds": clock.train, "epochs": epochs}
@@ -133,12 +168,15 @@ def _reach(curve: list[dict], goal: float) -> dict | None:
 
 
 def _run_setting(key: str, p: dict, ctx: StudyContext, res: StudyResult) -> dict:
+    """Train every method of setting ``key`` at every budget and seed, scoring them on validation only.
+
+    The fitted models stay in ``out["_fitted"]`` (a network, or a scikit-learn head with the kind of frozen
+    features it reads); :func:`_score_on_test` reads the test split once the study has made its choices."""
     s = SETTINGS[key]
-    source, src_acc, src_n, src_sec = _train_source(s["source"], p, ctx.data_dir, 0)
+    source, src_d, src_n, src_sec = _train_source(s["source"], p, ctx.data_dir, 0)
     d = load_images(s["target"], ctx.data_dir)
     x_tr, y_tr = d.train
     xv, yv = d.val[0][: p["n_val"]], d.val[1][: p["n_val"]]
-    x_te, y_te = d.test
     fewest = int(torch.bincount(y_tr).min())
     budgets = [b for b in p["budgets"] if b <= fewest]
     if len(budgets) < len(p["budgets"]):
@@ -147,15 +185,18 @@ def _run_setting(key: str, p: dict, ctx: StudyContext, res: StudyResult) -> dict
             f"{[b for b in p['budgets'] if b > fewest]} per class are left out."
         )
     out: dict = {
-        "source": {"name": s["source"], "test_acc": src_acc, "n": src_n, "seconds": src_sec},
+        "source": {"name": s["source"], "n": src_n, "seconds": src_sec},
         "target": d.name,
+        "n_val": len(yv),
         "budgets": budgets,
         "runs": {},
+        "_fitted": {},
+        "_data": (source, src_d, d),
     }
     for b in budgets:
         for seed in ctx.seeds:
             xb, yb = label_budget(x_tr, y_tr, b, seed, d.num_classes)
-            runs = {}
+            runs, fitted = {}, {}
             for method, mode in NETS.items():
                 seed_everything(seed)
                 t0 = time.perf_counter()
@@ -168,21 +209,37 @@ def _run_setting(key: str, p: dict, ctx: StudyContext, res: StudyResult) -> dict
                     unfreeze=1,
                     backbone_lr_mult=BACKBONE_LR_MULT,
                     standardize_on=xb,
-                    probe_on=None if mode == "scratch" else (xb, yb),
+                    probe_on=None if mode == "scratch" or not LP_FT else (xb, yb),
                 )
                 r = _fit_curve(m, xb, yb, xv, yv, p["steps"], seed, p["points"], setup_seconds=time.perf_counter() - t0)
-                r["test_acc"] = accuracy(m, x_te, y_te)
-                runs[method] = r
+                r["val_acc"] = r["curve"][-1]["acc"]  # the final model's, the one scored on test
+                runs[method], fitted[method] = r, ("net", m)
             for method, (kind, feats) in CLASSICAL.items():
                 t0 = time.perf_counter()  # training = features of the labelled images + the fit (evaluation excluded)
-                head = classical_head(kind, source.features(xb, kind=feats).numpy(), yb.numpy(), seed)
+                head = classical_head(kind, _features(source, xb, feats).numpy(), yb.numpy(), seed)
                 sec = time.perf_counter() - t0
                 runs[method] = {
-                    "test_acc": float(head.score(source.features(x_te, kind=feats).numpy(), y_te.numpy())),
                     "seconds": sec,
-                    "val_acc": float(head.score(source.features(xv, kind=feats).numpy(), yv.numpy())),
+                    "val_acc": float(head.score(_features(source, xv, feats).numpy(), yv.numpy())),
                 }
+                fitted[method] = (feats, head)
             out["runs"][(b, seed)] = runs
+            out["_fitted"][(b, seed)] = fitted
+    return out
+
+
+def _score_on_test(key: str, out: dict, p: dict, ctx: StudyContext, res: StudyResult) -> None:
+    """Read setting ``key``'s test splits (after every choice): the source's test accuracy, every fitted model's
+    ``test_acc``, and the t-SNE of the frozen source features of target test images."""
+    s = SETTINGS[key]
+    source, src_d, d = out.pop("_data")
+    out["source"]["test_acc"] = accuracy(source, *ctx.read_test(src_d))
+    x_te, y_te = ctx.read_test(d)
+    feats_te = {f: _features(source, x_te, f).numpy() for f in {f for _, f in CLASSICAL.values()}}
+    for (b, seed), fitted in out.pop("_fitted").items():
+        for method, (kind, model) in fitted.items():
+            acc = accuracy(model, x_te, y_te) if kind == "net" else float(model.score(feats_te[kind], y_te.numpy()))
+            out["runs"][(b, seed)][method]["test_acc"] = acc
     # t-SNE of the frozen source features of target test images
     from sklearn.manifold import TSNE
 
@@ -197,7 +254,6 @@ def _run_setting(key: str, p: dict, ctx: StudyContext, res: StudyResult) -> dict
             "class.",
         )
     )
-    return out
 
 
 def _cells(out: dict, method: str, b: int, seeds, what: str = "test_acc") -> list[float]:
@@ -225,12 +281,45 @@ def run(ctx: StudyContext) -> StudyResult:
     )
     seeds = ctx.seeds
     results = {k: _run_setting(k, p, ctx, res) for k in SETTINGS}
+    # every choice on validation accuracy (the final models', mean over seeds); the test split is read after
+    chosen: dict[tuple[str, int], dict[str, str]] = {}
+    by = "accuracy of the final model, mean over seeds, higher is better"
+    for key, out in results.items():
+        split = f"validation ({out['n_val']} images held out of {out['target']}'s training split)"
+        for b in out["budgets"]:
+            where = f"{SETTINGS[key]['title']}, {b} labels/class"
+
+            def on_val(methods) -> dict[str, float]:
+                return {m: mean_std(_cells(out, m, b, seeds, "val_acc"))[0] for m in methods}
+
+            chosen[(key, b)] = {
+                "best": ctx.choose(f"{where}: best transfer method", on_val(METHODS[1:]), split=split, by=by),
+                "fe": ctx.choose(
+                    f"{where}: best feature-extraction method",
+                    on_val(("frozen + linear", *CLASSICAL)),
+                    split=split,
+                    by=by,
+                ),
+                "ft": ctx.choose(
+                    f"{where}: best fine-tuning method",
+                    on_val(("fine-tune last-k", "fine-tune all")),
+                    split=split,
+                    by=by,
+                ),
+            }
+    for key, out in results.items():
+        _score_on_test(key, out, p, ctx, res)
 
     acc_win, faster, less_data, similar, differ, targets = [], [], [], [], [], []
     for key, out in results.items():
         s, budgets = SETTINGS[key], out["budgets"]
         src = out["source"]
         rows = [[m] + [fmt(_cells(out, m, b, seeds)) for b in budgets] for m in METHODS]
+        vrows = [
+            [m] + [fmt(_cells(out, m, b, seeds, "val_acc")) + (" (chosen)" if chosen[(key, b)]["best"] == m else "")
+                   for b in budgets]
+            for m in METHODS
+        ]  # fmt: skip
         res.tables.append(
             Table(
                 f"{s['title']}: test accuracy on {out['target']} (mean ± std, {len(seeds)} seeds)",
@@ -242,12 +331,25 @@ def run(ctx: StudyContext) -> StudyResult:
                 f"method: {p['steps']} Adam steps, "
                 f"lr {LR} with cosine decay, batch {BATCH}; fine-tuning trains the backbone at lr x "
                 f"{BACKBONE_LR_MULT}; last-k unfreezes the last block; "
-                "transferred heads see features standardized on the labelled target images and start as a "
-                "logistic-regression probe "
-                "on them (LP-FT; scratch's head starts at random). "
-                "SVM: RBF, C=10; logreg: multinomial logistic regression; both on standardized frozen features "
+                "transferred heads see features standardized on the labelled target images and "
+                + (
+                    "start as a logistic-regression probe on them (LP-FT; scratch's head starts at random). "
+                    if LP_FT
+                    else "start at random. "
+                )
+                + "SVM: RBF, C=10; logreg: multinomial logistic regression; both on standardized frozen features "
                 "(globally pooled, as the linear head sees them; 'spatial': the last two blocks average-pooled to "
-                "2x2).",
+                f"{SPATIAL_GRID}x{SPATIAL_GRID}).",
+            )
+        )
+        res.tables.append(
+            Table(
+                f"{s['title']}: validation accuracy on {out['target']} (mean ± std, {len(seeds)} seeds)",
+                ["method"] + [f"{b} labels/class" for b in budgets],
+                vrows,
+                f"The final models on {out['n_val']} validation images held out of {out['target']}'s training split. "
+                "The best transfer method at each budget is chosen here (marked), and only its test accuracy "
+                "enters the findings and the targets.",
             )
         )
         # time to reach scratch's final validation accuracy
@@ -297,7 +399,7 @@ def run(ctx: StudyContext) -> StudyResult:
         # findings per budget
         for i, b in enumerate(budgets):
             scratch = _cells(out, "scratch", b, seeds)
-            best = max(METHODS[1:], key=lambda m: mean_std(_cells(out, m, b, seeds))[0])
+            best = chosen[(key, b)]["best"]  # chosen on validation; its test accuracy is compared to scratch's
             acc_win.append(
                 (
                     key,
@@ -314,16 +416,16 @@ def run(ctx: StudyContext) -> StudyResult:
             if i + 1 < len(budgets):
                 nxt = mean_std(_cells(out, "scratch", budgets[i + 1], seeds))[0]
                 less_data.append((key, b, budgets[i + 1], mean_std(_cells(out, best, b, seeds))[0], nxt))
-            fe = max(mean_std(_cells(out, m, b, seeds))[0] for m in ("frozen + linear", *CLASSICAL))
-            ft = max(mean_std(_cells(out, m, b, seeds))[0] for m in ("fine-tune last-k", "fine-tune all"))
-            (similar if key == "a" else differ).append((b, fe, ft))
+            fe = mean_std(_cells(out, chosen[(key, b)]["fe"], b, seeds))[0]
+            ft = mean_std(_cells(out, chosen[(key, b)]["ft"], b, seeds))[0]
+            (similar if key == "a" else differ).append((b, fe, ft, chosen[(key, b)]["fe"], chosen[(key, b)]["ft"]))
         if key == "a" and 10 in budgets:
             gain = [x for x in acc_win if x[0] == "a" and x[1] == 10][0]  # (setting, budget, method, win, gain, lose)
             r = [x for x in faster if x[0] == "a" and x[1] == 10][0][2]
             targets = [
                 [
                     "best transfer beats scratch by >= 10 points at 10 labels/class in (a)",
-                    f"{100 * gain[4]:+.1f} points ({gain[2]})",
+                    f"{100 * gain[4]:+.1f} points on test ({gain[2]}, the best on validation)",
                     "met" if gain[4] >= 0.10 else "not met",
                 ],
                 [
@@ -357,8 +459,8 @@ def run(ctx: StudyContext) -> StudyResult:
     )
     res.findings.append(
         Finding(
-            "Transfer improves accuracy: the best transfer method beats scratch (paired over seeds, > 2 standard "
-            "errors).",
+            "Transfer improves accuracy: the best transfer method (chosen on validation) beats scratch on test (paired "
+            "over seeds, > 2 standard errors).",
             verdict_of([w for _, _, _, w, _, _ in acc_win]),
             "; ".join(
                 f"({k}) {b}/class: {m} {100 * g:+.1f} points"
@@ -376,15 +478,18 @@ def run(ctx: StudyContext) -> StudyResult:
             or "needs two label budgets",
         )
     )
-    flags = [ft - fe <= 0.02 for _, fe, ft in similar] + [ft - fe > 0.02 for _, fe, ft in differ]
+    flags = [ft - fe <= 0.02 for _, fe, ft, _, _ in similar] + [ft - fe > 0.02 for _, fe, ft, _, _ in differ]
     res.findings.append(
         Finding(
             "Feature extraction is enough when the target is similar (a: frozen within 2 points of fine-tuning), "
             "while fine-tuning wins when it differs (b: fine-tuning ahead by more than 2 points).",
             verdict_of(flags),
-            "; ".join(f"(a) {b}/class: frozen {fe:.3f} vs fine-tuned {ft:.3f}" for b, fe, ft in similar)
-            + "; "
-            + "; ".join(f"(b) {b}/class: frozen {fe:.3f} vs fine-tuned {ft:.3f}" for b, fe, ft in differ),
+            "; ".join(
+                f"({k}) {b}/class: frozen {fe:.3f} ({mfe}) vs fine-tuned {ft:.3f} ({mft})"
+                for k, rows in (("a", similar), ("b", differ))
+                for b, fe, ft, mfe, mft in rows
+            )
+            + " (the methods compared are each family's best on validation; test accuracy shown)",
         )
     )
     if targets:
@@ -466,6 +571,14 @@ def run(ctx: StudyContext) -> StudyResult:
             "the full preset uses width 32, all source images for 10 epochs, 400 steps and budgets up to 1000 labels "
             "per class."
         )
+    res.notes.append(
+        f"Constants chosen on validation by experiments/transfer_choices.py ((a) at 10 labels/class, 3 seeds, "
+        f"never the test split): lr {LR}, backbone lr x {BACKBONE_LR_MULT}, "
+        f"{'probe-initialized (LP-FT)' if LP_FT else 'random'} transferred heads, spatial pooling "
+        f"{SPATIAL_GRID}x{SPATIAL_GRID}. The best transfer method at each budget, and the best feature-extraction and "
+        "fine-tuning methods the last finding compares, are chosen on the validation images (see 'How choices were "
+        "made'); the test split is read once, after those choices, to report."
+    )
     res.notes.append(
         "Times are wall-clock seconds on whatever else the machine was running; compare them within one run of the "
         "study."
