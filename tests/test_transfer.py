@@ -194,7 +194,7 @@ def test_wrong_image_size_is_an_error_not_a_silent_answer():
 @pytest.mark.parametrize(
     "backbone, channels, spatial", [("small_cnn", 1, 4 * (16 + 32)), ("resnet18", 3, 4 * (256 + 512))]
 )
-def test_spatial_features_pool_the_last_two_blocks_to_2x2(backbone, channels, spatial):
+def test_spatial_features_pool_the_last_two_blocks_to_a_grid(backbone, channels, spatial):
     seed_everything(0)
     m = create_model("classifier", backbone=backbone, width=8, input_shape=(channels, 28, 28)).eval()
     x = torch.rand(3, channels, 28, 28)
@@ -204,7 +204,8 @@ def test_spatial_features_pool_the_last_two_blocks_to_2x2(backbone, channels, sp
         assert torch.allclose(
             outs[-1].mean((2, 3)), m.forward_features(x), atol=1e-6
         )  # the pooled features are the last block's mean
-    s = m.features(x, kind="spatial")
+    assert m.features(x, kind="spatial").shape == (3, spatial // 4 * 9)  # the default grid: 3x3
+    s = m.features(x, kind="spatial", grid=2)
     assert s.shape == (3, spatial)
     top_left = outs[-1][:, :, : outs[-1].shape[2] // 2, : outs[-1].shape[3] // 2].mean(
         (2, 3)

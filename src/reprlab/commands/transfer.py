@@ -111,7 +111,7 @@ def register(sub) -> None:
         choices=["pooled", "spatial"],
         default="pooled",
         help="frozen features for --head svm/logreg: pooled (globally average-pooled, default) or spatial "
-        "(the last two blocks average-pooled to 2x2, which keeps coarse layout)",
+        "(the last two blocks average-pooled to 3x3, which keeps coarse layout)",
     )
     p.add_argument("--out", help="run directory to create (default runs/transfer-TARGET-MODE-seedN)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")

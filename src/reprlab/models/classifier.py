@@ -28,6 +28,8 @@ from .base import ReprModel
 
 MODES = ("scratch", "frozen", "last-k", "all")
 FEATURE_KINDS = ("pooled", "spatial")  # frozen features for a classical head: see Classifier.features
+# the spatial features' pooling grid, chosen on validation (3x3 over 1, 2 and 4) by experiments/transfer_choices.py
+SPATIAL_GRID = 3
 
 
 @dataclass(frozen=True)
@@ -185,8 +187,9 @@ class Classifier(ReprModel):
         self.train(was)
         return out
 
-    def spatial_features(self, x: Tensor) -> Tensor:
-        """The last two blocks' outputs, each average-pooled to a 2x2 grid and concatenated: (B, 4 * (C_-2 + C_-1)).
+    def spatial_features(self, x: Tensor, grid: int = SPATIAL_GRID) -> Tensor:
+        """The last two blocks' outputs, each average-pooled to a ``grid`` x ``grid`` grid and concatenated:
+        (B, grid² * (C_-2 + C_-1)). The default grid, 3, was chosen on validation by experiments/transfer_choices.py.
 
         Global average pooling (``forward_features``) keeps what the source classes needed and throws away
         where things are; for a target whose classes differ in shape (sandal, sneaker, ankle boot) the coarse
@@ -194,16 +197,17 @@ class Classifier(ReprModel):
         """
         self._check_input(x)
         outs = self.backbone.forward_blocks(x)[-2:]
-        return torch.cat([F.adaptive_avg_pool2d(o, 2).flatten(1) for o in outs], 1)
+        return torch.cat([F.adaptive_avg_pool2d(o, grid).flatten(1) for o in outs], 1)
 
-    def features(self, x: Tensor, batch_size: int = 1024, kind: str = "pooled") -> Tensor:
+    def features(self, x: Tensor, batch_size: int = 1024, kind: str = "pooled", grid: int = SPATIAL_GRID) -> Tensor:
         """Backbone features of x (B, C, H, W) -> (B, F), in eval mode without gradients.
 
-        ``kind``: ``pooled`` (the globally pooled features the head sees) or ``spatial`` (:meth:`spatial_features`).
+        ``kind``: ``pooled`` (the globally pooled features the head sees) or ``spatial`` (:meth:`spatial_features`,
+        pooled to ``grid`` x ``grid``).
         """
         if kind not in FEATURE_KINDS:
             raise ValueError(f"feature kind must be one of {FEATURE_KINDS}, got {kind!r}")
-        take = self.forward_features if kind == "pooled" else self.spatial_features
+        take = self.forward_features if kind == "pooled" else (lambda xb: self.spatial_features(xb, grid))
         was = self.training
         self.eval()
         with torch.no_grad():
