@@ -98,8 +98,8 @@ PRESETS = {
 }
 PAIRS = {"moons": ("moons", "moons-rotated"), "fashion": ("fashion-mnist", "fashion-m")}
 # the validator that selects the lr and epoch the study reports (the others are shown beside it): information
-# maximisation, the validator among those implemented that Musgrave et al. (2022) rank highest (their new
-# ClassAMI and BNM are not implemented here); source-validation accuracy ignores the target entirely, the entropy
+# maximisation, one of the validators Musgrave et al. (2022) benchmark (their ClassAMI and BNM are not implemented
+# here), chosen by reasoning, not by a score: source-validation accuracy ignores the target entirely, the entropy
 # alone rewards a collapsed, confident model, and DEV's importance weights are noisy on small validation sets
 PRIMARY = "im"
 VALIDATOR_TEXT = {
