@@ -193,7 +193,7 @@ def test_timm_freeze_policies_and_spatial_features(timm):
     for k in before:
         assert torch.equal(before[k], after[k]) != k.startswith(last), k  # BatchNorm statistics included
     f = m.features(x[:4], kind="spatial")
-    assert f.shape == (4, 4 * (info[-2]["num_chs"] + info[-1]["num_chs"]))
+    assert f.shape == (4, 9 * (info[-2]["num_chs"] + info[-1]["num_chs"]))  # pooled to 3x3
     with pytest.raises(ConfigError, match="has 5 blocks; choose 1..5"):
         create_model("classifier", backbone=f"timm:{TIMM}", input_shape=(3, 32, 32), mode="last-k", unfreeze=6)
 
