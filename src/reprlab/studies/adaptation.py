@@ -27,7 +27,8 @@ SELECTED = ("source-only", *ADAPT)  # the methods selected without target labels
 # per pair: training examples per domain (0 = all), epochs, batch size (per domain), optimizer, the learning rates
 # each method is trained with (the lr grid), schedule, model settings, every how many epochs a checkpoint is kept
 # and scored (the last epoch always is), and how many source-validation and target images the validators read.
-# The Fashion CNN is the DANN paper's MNIST network at half width (16 and 32 channels; about 2.5x fewer conv multiply-adds)
+# The Fashion CNN is the DANN paper's MNIST network at half width (16 and 32 channels; about 2.5x fewer
+# convolution multiply-adds)
 # behind per-image, per-channel input standardization, trained with SGD + momentum 0.9 and a cosine-decayed rate,
 # as the DANN paper trains with SGD + momentum and a decaying rate.
 _FASHION_MODEL = dict(channels=(16, 32), standardize="channel")
