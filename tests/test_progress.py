@@ -67,3 +67,36 @@ def test_iwae_reports_its_progress(capsys):
     vae = create_model("vae_mlp", input_shape=(1, 4, 4), latent_dim=2, hidden=(4,))
     iwae_nll(vae, torch.rand(6, 1, 4, 4), k=3)
     assert capsys.readouterr().err.startswith("IWAE NLL (k=3): 6 examples in ")
+
+
+LONG_COMMANDS = ["adapt", "encode", "eval", "fd", "finetune", "g2p", "pretrain", "score", "study", "train", "transfer"]
+
+
+@pytest.mark.parametrize("command", LONG_COMMANDS)
+def test_every_long_command_takes_no_progress_and_it_turns_bars_off(command, monkeypatch):
+    from reprlab import cli
+
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
+    seen = {}
+
+    def record(args, *rest):
+        seen["bars"] = progress.bars_enabled()
+        return 0
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    sub.set_defaults(func=record)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    positional = {
+        "encode": ["RUN", "-o", "x.npy"],
+        "eval": ["RUN"],
+        "fd": ["RUN"],
+        "g2p": ["RUN"],
+        "score": ["RUN"],
+        "study": ["gan"],
+        "transfer": ["--target", "digits", "--mode", "frozen"],
+    }
+    assert cli.main([command, *positional.get(command, []), "--no-progress"]) == 0
+    assert seen["bars"] is False
+    assert cli.main([command, *positional.get(command, [])]) == 0
+    assert seen["bars"] is True

@@ -29,6 +29,11 @@ def register(sub) -> None:
         "--features", action="store_true", help="backbone features (classifiers) instead of the model's code"
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="one line per finished stage instead of progress bars (building a data cache)",
+    )
     p.set_defaults(func=run)
 
 

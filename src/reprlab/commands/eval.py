@@ -44,6 +44,11 @@ def register(sub) -> None:
         "each eval); an existing file is refused without --overwrite",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --figure file")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="one line per finished stage instead of progress bars (IWAE NLL, decoding)",
+    )
     p.set_defaults(func=run)
 
 

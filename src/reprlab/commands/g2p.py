@@ -32,6 +32,11 @@ def register(sub) -> None:
         metavar="RUN2",
         help="decode with RUN and these G2P runs together (the mean of their next-phoneme log-probabilities)",
     )
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="one line per finished stage instead of a progress bar (decoding a --file)",
+    )
     p.set_defaults(func=run)
 
 

@@ -36,6 +36,7 @@ def register(sub) -> None:
         help="torch threads for the studies that do not fix their own (autoencoder, transfer, gan); "
         "0 = torch's default (all cores). Use 1 on a machine that is busy with other work",
     )
+    p.add_argument("--no-progress", action="store_true", help="one line per finished stage instead of progress bars")
     p.set_defaults(func=run)
 
 
