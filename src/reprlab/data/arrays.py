@@ -24,14 +24,14 @@ import numpy as np
 
 from ..errors import DataError
 from ..io import atomic_write_text, cache_dir
-from .arraybatches import ArrayBatches, is_own_map, iter_row_chunks
-from .splits import Split, make_split
+from .arraybatches import is_own_map, iter_row_chunks
+from .splits import Split, SplitRows, make_split
 
 SCAN_VERSION = 2  # 2: the scan also keeps the smallest and largest value
 
 
 @dataclass
-class ArrayData:
+class ArrayData(SplitRows):
     """Arrays of one file: ``x`` (maybe a memory map), ``y`` int64 class indices or None, the split."""
 
     path: Path
@@ -44,52 +44,10 @@ class ArrayData:
     fingerprint: str
     value_range: tuple[float, float] | None = None  # the smallest and largest value of x, as batches give them
 
-    def __len__(self) -> int:
-        return len(self.x)
-
     @property
     def input_shape(self) -> tuple[int, ...]:
         s = tuple(int(v) for v in self.x.shape[1:])
         return (s[2], s[0], s[1]) if self.channels_last else s
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def labelled(self) -> bool:
-        return self.y is not None
-
-    def require_labels(self, min_classes: int = 2) -> None:
-        from .folders import require_labels
-
-        require_labels(self, min_classes)
-
-    def _rows(self, part: str, limit: int = 0):
-        rows = self.split.part(part)
-        return rows[:limit] if limit else rows
-
-    def batches(
-        self,
-        part: str = "train",
-        batch_size: int = 256,
-        shuffle: bool | None = None,
-        seed: int = 0,
-        drop_last=False,
-        limit: int = 0,
-    ) -> ArrayBatches:
-        """A batch source over one split part: ``{"x": float32, "y": int64}`` (no ``y`` without labels)."""
-        arrays = {"x": self.x} if self.y is None else {"x": self.x, "y": self.y}
-        shuffle = part == "train" if shuffle is None else shuffle
-        return ArrayBatches(
-            arrays,
-            batch_size,
-            shuffle,
-            seed,
-            drop_last,
-            indices=self._rows(part, limit),
-            channels_last=("x",) if self.channels_last else (),
-        )
 
     def record(self) -> dict:
         return {

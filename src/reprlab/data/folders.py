@@ -40,8 +40,8 @@ import numpy as np
 
 from ..errors import DataError
 from ..io import atomic_write_text, cache_dir
-from .arraybatches import ArrayBatches, iter_row_chunks, open_npy_memmap
-from .splits import Split, make_split
+from .arraybatches import iter_row_chunks, open_npy_memmap
+from .splits import Split, SplitRows, make_split, require_labels
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 CACHE_VERSION = 1
@@ -520,7 +520,7 @@ def ensure_cache(
 
 
 @dataclass
-class FolderData:
+class FolderData(SplitRows):
     """A decoded image folder: ``x`` is the (N, C, H, W) uint8 memory map, ``y`` the labels (or None)."""
 
     root: Path
@@ -534,43 +534,9 @@ class FolderData:
     size: int | None = None
     channels: int | None = None
 
-    def __len__(self) -> int:
-        return len(self.x)
-
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(int(s) for s in self.x.shape[1:])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def labelled(self) -> bool:
-        return self.y is not None
-
-    def require_labels(self, min_classes: int = 2) -> None:
-        """DataError unless the folder has labels of at least ``min_classes`` classes."""
-        require_labels(self, min_classes)
-
-    def _rows(self, part: str, limit: int = 0):
-        rows = self.split.part(part)
-        return rows[:limit] if limit else rows
-
-    def batches(
-        self,
-        part: str = "train",
-        batch_size: int = 256,
-        shuffle: bool | None = None,
-        seed: int = 0,
-        drop_last: bool = False,
-        limit: int = 0,
-    ) -> ArrayBatches:
-        """A batch source over one split part: ``{"x": float32 (B, C, H, W) in [0, 1], "y": int64}`` (no
-        ``y`` for a flat folder). Shuffled by default for ``train`` only."""
-        arrays = {"x": self.x} if self.y is None else {"x": self.x, "y": self.y}
-        shuffle = part == "train" if shuffle is None else shuffle
-        return ArrayBatches(arrays, batch_size, shuffle, seed, drop_last, indices=self._rows(part, limit))
 
     def record(self) -> dict:
         """What a run stores to find this data again and notice a change (JSON-ready)."""
@@ -584,20 +550,6 @@ class FolderData:
             "fingerprint": self.fingerprint,
             "split": self.split.record(),
         }
-
-
-def require_labels(data, min_classes: int = 2) -> None:
-    """DataError (one line) unless ``data`` (FolderData, ArrayData, TableData) has >= ``min_classes`` classes."""
-    where = getattr(data, "root", None) or getattr(data, "path", "the data")
-    if getattr(data, "y", None) is None:
-        raise DataError(
-            f"{where} has no labels, and this model needs them; "
-            "put the images in one sub-folder per class (or give a label column / a 'y' array)"
-        )
-    classes = list(getattr(data, "classes", ()) or np.unique(data.y))
-    if len(classes) < min_classes:
-        names = ", ".join(repr(str(c)) for c in classes)
-        raise DataError(f"{where} has {len(classes)} class ({names}); this model needs at least {min_classes} classes")
 
 
 def open_folder(

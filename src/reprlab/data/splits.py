@@ -152,3 +152,69 @@ def split_from_record(
 
 
 __all__ = ["Split", "make_split", "split_from_record"]
+
+
+def require_labels(data, min_classes: int = 2) -> None:
+    """DataError (one line) unless ``data`` (FolderData, ArrayData, TableData) has >= ``min_classes`` classes."""
+    where = getattr(data, "root", None) or getattr(data, "path", "the data")
+    if getattr(data, "y", None) is None:
+        raise DataError(
+            f"{where} has no labels, and this model needs them; "
+            "put the images in one sub-folder per class (or give a label column / a 'y' array)"
+        )
+    classes = list(getattr(data, "classes", ()) or np.unique(data.y))
+    if len(classes) < min_classes:
+        names = ", ".join(repr(str(c)) for c in classes)
+        raise DataError(f"{where} has {len(classes)} class ({names}); this model needs at least {min_classes} classes")
+
+
+class SplitRows:
+    """What a user's data set split three ways shares (FolderData, ArrayData, TableData): ``x``, ``y`` (or
+    None), ``classes`` and a :class:`Split`, read in batches of one split part."""
+
+    # A subclass (a dataclass) has the fields x, y, classes and split, and may have channels_last (x is
+    # (N, H, W, C), batches give (B, C, H, W)); they are not declared here, so its field order stays its own.
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def labelled(self) -> bool:
+        return self.y is not None
+
+    def require_labels(self, min_classes: int = 2) -> None:
+        """DataError unless the data has labels of at least ``min_classes`` classes."""
+        require_labels(self, min_classes)
+
+    def _rows(self, part: str, limit: int = 0):
+        rows = self.split.part(part)
+        return rows[:limit] if limit else rows
+
+    def batches(
+        self,
+        part: str = "train",
+        batch_size: int = 256,
+        shuffle: bool | None = None,
+        seed: int = 0,
+        drop_last: bool = False,
+        limit: int = 0,
+    ):
+        """An :class:`ArrayBatches` over one split part: ``{"x": float32, "y": int64}`` (no ``y`` without
+        labels; images as (B, C, H, W) in [0, 1]). Shuffled by default for ``train`` only."""
+        from .arraybatches import ArrayBatches
+
+        arrays = {"x": self.x} if self.y is None else {"x": self.x, "y": self.y}
+        shuffle = part == "train" if shuffle is None else shuffle
+        return ArrayBatches(
+            arrays,
+            batch_size,
+            shuffle,
+            seed,
+            drop_last,
+            indices=self._rows(part, limit),
+            channels_last=("x",) if getattr(self, "channels_last", False) else (),
+        )

@@ -20,8 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DataError
-from .arraybatches import ArrayBatches
-from .splits import Split, make_split
+from .splits import Split, SplitRows, make_split
 
 MISSING = {"", "na", "n/a", "nan", "null", "none", "?", "-nan"}
 
@@ -168,7 +167,7 @@ def _classes(labels: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
 
 
 @dataclass
-class TableData:
+class TableData(SplitRows):
     """A table split three ways: ``x`` standardised float32 (N, D), ``raw`` as read, ``y`` or None."""
 
     path: Path
@@ -182,45 +181,14 @@ class TableData:
     stats: Standardizer
     fingerprint: str
 
-    def __len__(self) -> int:
-        return len(self.x)
-
     @property
     def input_shape(self) -> tuple[int, ...]:
         return (self.x.shape[1],)
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def labelled(self) -> bool:
-        return self.y is not None
-
     def require_labels(self, min_classes: int = 2) -> None:
         if self.y is None:
             raise DataError(f"{self.path} has no label column; pass data.label=COLUMN (this model needs labels)")
-        from .folders import require_labels
-
-        require_labels(self, min_classes)
-
-    def _rows(self, part: str, limit: int = 0):
-        rows = self.split.part(part)
-        return rows[:limit] if limit else rows
-
-    def batches(
-        self,
-        part: str = "train",
-        batch_size: int = 256,
-        shuffle: bool | None = None,
-        seed: int = 0,
-        drop_last=False,
-        limit: int = 0,
-    ) -> ArrayBatches:
-        """A batch source over one split part: ``{"x": float32 (B, D), "y": int64}`` (no ``y`` without labels)."""
-        arrays = {"x": self.x} if self.y is None else {"x": self.x, "y": self.y}
-        shuffle = part == "train" if shuffle is None else shuffle
-        return ArrayBatches(arrays, batch_size, shuffle, seed, drop_last, indices=self._rows(part, limit))
+        super().require_labels(min_classes)
 
     def record(self) -> dict:
         """What a run stores: the source, the split, the statistics, the content digest (JSON-ready)."""
