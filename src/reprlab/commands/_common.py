@@ -66,10 +66,19 @@ def add_trainer_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=seed_value, help="random seed, 0 .. 2**63-1 (runs are bitwise reproducible on CPU)")
     g.add_argument("--devices", type=int, help="processes to train with (DDP over gloo on CPU)")
     g.add_argument("--precision", choices=["32", "bf16"], help="bf16 turns on autocast")
-    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_no_progress(g, "hide progress bars")
 
 
 DATA_DIR_HELP = "folder with the dataset files (else $REPRLAB_DATA, then the system folder)"
+
+
+def add_no_progress(
+    p: argparse.ArgumentParser | argparse._ArgumentGroup,
+    help: str = "one line per finished stage instead of progress bars",
+) -> None:
+    """Declare ``--no-progress`` (``args.no_progress``); ``cli.main`` turns the bars off for every command that
+    has it. ``help`` may name what that command shows progress for."""
+    p.add_argument("--no-progress", action="store_true", help=help)
 
 
 def add_data_dir(p: argparse.ArgumentParser | argparse._ArgumentGroup, help: str = DATA_DIR_HELP) -> None:
@@ -219,6 +228,7 @@ def g2p_ensemble(first: Any, first_run: str, other_runs: list[str]) -> Any:
 
 
 __all__ = [
+    "add_no_progress",
     "add_trainer_flags",
     "add_data_flags",
     "add_data_dir",

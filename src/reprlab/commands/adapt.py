@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
-from ._common import add_data_dir, seed_value
+from ._common import add_data_dir, add_no_progress, seed_value
 
 
 def register(sub) -> None:
@@ -51,7 +51,7 @@ def register(sub) -> None:
     g.add_argument("--batch-size", type=int, help="examples per domain per step")
     g.add_argument("--lr", type=float, help="learning rate")
     g.add_argument("--seed", type=seed_value, help="random seed, 0 .. 2**63-1")
-    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_no_progress(g, "hide progress bars")
     p.set_defaults(func=run, accepts_overrides=True)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import add_data_dir
+from ._common import add_data_dir, add_no_progress
 
 
 def register(sub) -> None:
@@ -29,11 +29,7 @@ def register(sub) -> None:
         "--features", action="store_true", help="backbone features (classifiers) instead of the model's code"
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="one line per finished stage instead of progress bars (building a data cache)",
-    )
+    add_no_progress(p, "one line per finished stage instead of progress bars (building a data cache)")
     p.set_defaults(func=run)
 
 

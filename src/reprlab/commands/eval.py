@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import add_data_dir, g2p_ensemble, load_run_task  # noqa: F401 - load_run_task: its old home
+from ._common import add_data_dir, add_no_progress, g2p_ensemble, load_run_task  # noqa: F401 - load_run_task: its old home
 
 
 def register(sub) -> None:
@@ -44,11 +44,7 @@ def register(sub) -> None:
         "each eval); an existing file is refused without --overwrite",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --figure file")
-    p.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="one line per finished stage instead of progress bars (IWAE NLL, decoding)",
-    )
+    add_no_progress(p, "one line per finished stage instead of progress bars (IWAE NLL, decoding)")
     p.set_defaults(func=run)
 
 

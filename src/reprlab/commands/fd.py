@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_data_dir, positive_int, seed_value
+from ._common import add_data_dir, add_no_progress, positive_int, seed_value
 
 
 def register(sub) -> None:
@@ -39,7 +39,7 @@ def register(sub) -> None:
         help="also compute real Inception FID from this local weights file (needs the torch-fidelity package); "
         "the only score for unlabelled data",
     )
-    p.add_argument("--no-progress", action="store_true", help="hide the progress of the classifier's training")
+    add_no_progress(p, "hide the progress of the classifier's training")
     p.set_defaults(func=run)
 
 

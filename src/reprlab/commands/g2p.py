@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._common import g2p_ensemble, positive_int
+from ._common import add_no_progress, g2p_ensemble, positive_int
 
 
 def register(sub) -> None:
@@ -32,11 +32,7 @@ def register(sub) -> None:
         metavar="RUN2",
         help="decode with RUN and these G2P runs together (the mean of their next-phoneme log-probabilities)",
     )
-    p.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="one line per finished stage instead of a progress bar (decoding a --file)",
-    )
+    add_no_progress(p, "one line per finished stage instead of a progress bar (decoding a --file)")
     p.set_defaults(func=run)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_data_dir, positive_int
+from ._common import add_data_dir, add_no_progress, positive_int
 
 
 def register(sub) -> None:
@@ -32,7 +32,7 @@ def register(sub) -> None:
     p.add_argument(
         "--samples", type=positive_int, default=1, help="VAEs: importance samples K for the IWAE bound (default 1)"
     )
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_no_progress(p, "hide the progress bar")
     p.set_defaults(func=run, accepts_overrides=True)
 
 

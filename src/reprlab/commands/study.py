@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._common import add_data_dir
+from ._common import add_data_dir, add_no_progress
 
 MAX_SEEDS = 1000  # each seed trains the study's models again; more than this is a typo
 
@@ -36,7 +36,7 @@ def register(sub) -> None:
         help="torch threads for the studies that do not fix their own (autoencoder, transfer, gan); "
         "0 = torch's default (all cores). Use 1 on a machine that is busy with other work",
     )
-    p.add_argument("--no-progress", action="store_true", help="one line per finished stage instead of progress bars")
+    add_no_progress(p)
     p.set_defaults(func=run)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DataError
+from .arraybatches import ArrayBatches
 
 
 @dataclass(frozen=True)
@@ -151,9 +152,6 @@ def split_from_record(
     return Split(sp.train, sp.val, sp.test, record["method"], sp.seed, sp.test_fraction, sp.val_fraction)
 
 
-__all__ = ["Split", "make_split", "split_from_record"]
-
-
 def require_labels(data, min_classes: int = 2) -> None:
     """DataError (one line) unless ``data`` (FolderData, ArrayData, TableData) has >= ``min_classes`` classes."""
     where = getattr(data, "root", None) or getattr(data, "path", "the data")
@@ -202,11 +200,9 @@ class SplitRows:
         seed: int = 0,
         drop_last: bool = False,
         limit: int = 0,
-    ):
+    ) -> ArrayBatches:
         """An :class:`ArrayBatches` over one split part: ``{"x": float32, "y": int64}`` (no ``y`` without
         labels; images as (B, C, H, W) in [0, 1]). Shuffled by default for ``train`` only."""
-        from .arraybatches import ArrayBatches
-
         arrays = {"x": self.x} if self.y is None else {"x": self.x, "y": self.y}
         shuffle = part == "train" if shuffle is None else shuffle
         return ArrayBatches(
@@ -218,3 +214,6 @@ class SplitRows:
             indices=self._rows(part, limit),
             channels_last=("x",) if getattr(self, "channels_last", False) else (),
         )
+
+
+__all__ = ["Split", "SplitRows", "make_split", "require_labels", "split_from_record"]
